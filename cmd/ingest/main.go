@@ -1,0 +1,119 @@
+// Command ingest receives GoToWebinar webhook deliveries over HTTP, verifies and validates
+// them, and appends them raw to Turnout's event log in PostgreSQL.
+//
+// Configuration is read from the environment (run with -h for the list). On SIGINT or
+// SIGTERM it stops accepting connections, lets in-flight deliveries finish their commit,
+// then stops the batch workers and closes the database pool.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/turnout-analytics/turnout/internal/ingest"
+	"github.com/turnout-analytics/turnout/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx ends (then shuts down gracefully) or the
+// server fails. It prints "listening on <addr>" to stdout once it accepts connections;
+// logs go to stderr as JSON.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	if cfg.Migrate {
+		if err := migrations.Up(cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return errors.New("parse DATABASE_URL: invalid") // never echo: it may hold a password
+	}
+	// Every batch worker holds a connection while it commits; leave room for /readyz and
+	// quarantine inserts so they never queue behind the batches.
+	if need := int32(cfg.BatchWorkers + 2); poolCfg.MaxConns < need {
+		poolCfg.MaxConns = need
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("open database pool: %w", err)
+	}
+	defer pool.Close() // last: after the server and the batcher are done with it
+
+	svc, err := ingest.New(pool, cfg.serviceConfig(), logger)
+	if err != nil {
+		return err
+	}
+	defer svc.Close() // after the server drained: commits what is queued, then stops
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           svc.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("ingest listening", slog.String("addr", ln.Addr().String()),
+		slog.String("signature_mode", string(cfg.Mode)), slog.Int("secret_keys", len(cfg.SecretKeys)))
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", slog.Duration("deadline", cfg.ShutdownTimeout))
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	// Shutdown closes the listener and waits for in-flight requests, each of which waits
+	// for its batch to commit, so every acknowledged delivery is durable before we exit.
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Past the deadline: cut the stragglers. They were never answered 2xx, so the
+		// sender retries; whatever their batch commits is then a duplicate.
+		_ = srv.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

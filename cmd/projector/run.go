@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+
+	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/migrations"
+)
+
+// parkedShown is how many parked events status lists per projection.
+const parkedShown = 5
+
+// run is the whole command: args without the program name, the environment through
+// getenv, logs (JSON) and command output on stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	command := "live"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		command, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("projector "+command, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	migrate := fs.Bool("migrate", true, "apply database migrations before starting")
+	asJSON := false
+	switch command {
+	case "live", "rebuild":
+	case "status":
+		fs.BoolVar(&asJSON, "json", false, "print status as JSON")
+	default:
+		return fmt.Errorf("unknown command %q (want no command for live, rebuild or status)", command)
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("parse flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "projector")
+	if *migrate {
+		if err := migrations.Up(cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open database pool: %w", err)
+	}
+	defer pool.Close()
+
+	switch command {
+	case "rebuild":
+		p := projector.New(pool, cfg.Projector, logger, projector.NewMetrics(prometheus.NewRegistry()))
+		_, err := p.Rebuild(ctx, progressFor(stdout, logger))
+		return err
+	case "status":
+		st, err := projector.Status(ctx, pool, parkedShown)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(st); err != nil {
+				return fmt.Errorf("write status: %w", err)
+			}
+			return nil
+		}
+		return writeStatus(stdout, st)
+	default:
+		return live(ctx, cfg, pool, logger)
+	}
+}
+
+// live runs the projector and its HTTP endpoints until ctx is cancelled.
+func live(ctx context.Context, cfg config, pool *pgxpool.Pool, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p := projector.New(pool, cfg.Projector, logger, projector.NewMetrics(reg))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := pool.Ping(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on PROJECTOR_ADDR %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("projector starting", "addr", ln.Addr().String())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return p.Run(ctx) })
+	err = g.Wait()
+	logger.Info("projector stopped")
+	return err
+}
+
+// progressFor draws a bar when a terminal is attached, and logs progress otherwise.
+func progressFor(stdout io.Writer, logger *slog.Logger) projector.Progress {
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		return projector.NewBarProgress(os.Stderr)
+	}
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return projector.NewBarProgress(f)
+	}
+	return projector.NewLogProgress(logger, 5*time.Second)
+}
+
+// writeStatus prints status as a human-readable table.
+func writeStatus(w io.Writer, st []projector.ProjectionStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECTION\tROLE\tVERSION\tTRANSACTION\tOFFSET\tLAG EVENTS\tLAG SECONDS\tPARKED")
+	for _, s := range st {
+		version := s.Version
+		if !s.Exists {
+			version = "(missing)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%d\n", s.Schema, s.Role, version,
+			s.Position.TransactionID, s.Position.Offset, s.LagEvents, s.LagSeconds, s.ParkedCount)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	for _, s := range st {
+		if s.ParkedCount == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nparked in %s (first %d of %d):\n", s.Schema, len(s.Parked), s.ParkedCount)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  OFFSET\tTRANSACTION\tEVENT NAME\tEVENT KEY\tATTEMPTS\tERROR")
+		for _, p := range s.Parked {
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%s\n", p.Offset, p.TransactionID, p.EventName, p.EventKey, p.Attempts, firstLine(p.Error))
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write status: %w", err)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/turnout-analytics/turnout/internal/eventlog"
+	"github.com/turnout-analytics/turnout/internal/pgtest"
+	"github.com/turnout-analytics/turnout/internal/projector"
+)
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"missing database", map[string]string{}, []string{"DATABASE_URL"}},
+		{"bad durations and sizes", map[string]string{
+			"DATABASE_URL": "postgres://x", "PROJECTOR_POLL_INTERVAL": "soon", "REBUILD_BATCH_SIZE": "0",
+			"PROJECTOR_MAX_RETRIES": "-1", "PROJECTOR_BATCH_SIZE": "many",
+		}, []string{"PROJECTOR_POLL_INTERVAL", "REBUILD_BATCH_SIZE", "PROJECTOR_MAX_RETRIES", "PROJECTOR_BATCH_SIZE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), []string{"status"}, func(k string) string { return tt.env[k] }, &syncBuffer{})
+			if err == nil {
+				t.Fatal("run succeeded with a bad configuration")
+			}
+			for _, v := range tt.want {
+				if !strings.Contains(err.Error(), v) {
+					t.Errorf("error %q does not name %s", err, v)
+				}
+			}
+		})
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &syncBuffer{}); err == nil {
+		t.Error("an unknown command was accepted")
+	}
+}
+
+// Live: appended events become visible; a rebuild afterwards leaves every table identical.
+func TestLiveThenRebuildEqualsLive(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url, "REBUILD_BATCH_SIZE", "97")
+	stop := startLive(t, env)
+
+	events := newGenerator(t, 1).stream(12, 15)
+	appendEvents(t, pool, events, 7)
+	waitFor(t, 30*time.Second, "live projector to catch up", func() (bool, error) { return consumerCaughtUp(ctx, pool) })
+	live := dump(t, pool, projector.Schema)
+	if len(live["registrants"]) == 0 || len(live["webinars"]) != 12 {
+		t.Fatalf("live analytics has %d webinars and %d registrants, want 12 and some", len(live["webinars"]), len(live["registrants"]))
+	}
+	assertSameTables(t, "live vs reference", live, reference(t, pool))
+	if err := stop(); err != nil {
+		t.Fatalf("stop live projector: %v", err)
+	}
+
+	runCommand(t, env, "rebuild")
+	assertSameTables(t, "rebuild vs live", dump(t, pool, projector.Schema), live)
+	st := status(t, env)
+	if len(st) != 1 || st[0].LagEvents != 0 || st[0].Position.Offset == 0 {
+		t.Errorf("status after rebuild = %+v, want one caught-up projection", st)
+	}
+}
+
+// A poison event is parked after bounded retries, leaves nothing behind, and the events
+// behind it are applied; status shows it; a rebuild parks the same event.
+func TestPoisonEventIsParked(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url, "PROJECTOR_MAX_RETRIES", "2")
+	stop := startLive(t, env)
+
+	g := newGenerator(t, 2)
+	before := g.stream(1, 3)
+	appendEvents(t, pool, before, 100)
+	poisonKey := "11111111-2222-4333-8444-555555555555"
+	poison := g.event("registrant_added", map[string]any{
+		"eventKey": poisonKey, "timestamp": "not a date", "registrantKey": key(5555, 1), "email": "poison@example.com",
+	})
+	if _, err := pool.Exec(ctx, `INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id)
+		VALUES ($1, $2::json, '{"event_name":"registrant.added"}'::json, pg_current_xact_id())`, uuid.NewString(), string(poison)); err != nil {
+		t.Fatalf("insert poison event: %v", err)
+	}
+	after := g.stream(1, 3)
+	appendEvents(t, pool, after, 100)
+	waitFor(t, 30*time.Second, "live projector to get past the poison event", func() (bool, error) { return consumerCaughtUp(ctx, pool) })
+
+	var attempts int
+	var key, errText string
+	if err := pool.QueryRow(ctx, `SELECT attempts, event_key, error FROM analytics._parked`).Scan(&attempts, &key, &errText); err != nil {
+		t.Fatalf("read parked event: %v", err)
+	}
+	if attempts != 3 || key != poisonKey || errText == "" {
+		t.Errorf("parked (attempts %d, key %s, error %q), want 3 attempts of %s with an error", attempts, key, errText, poisonKey)
+	}
+	var poisonRows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM analytics.registrants WHERE email = 'poison@example.com'`).Scan(&poisonRows); err != nil {
+		t.Fatal(err)
+	}
+	if poisonRows != 0 {
+		t.Errorf("the poison event left %d registrant rows behind", poisonRows)
+	}
+	if got := len(dump(t, pool, projector.Schema)["webinars"]); got != 2 {
+		t.Errorf("%d webinars projected, want 2 (the events behind the poison one too)", got)
+	}
+
+	human := runCommand(t, env, "status")
+	for _, want := range []string{"analytics", "live", poisonKey, "registrant.added"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("status output lacks %q:\n%s", want, human)
+		}
+	}
+	st := status(t, env)
+	if len(st) != 1 || st[0].ParkedCount != 1 || len(st[0].Parked) != 1 || st[0].Parked[0].EventKey != poisonKey || st[0].LagEvents != 0 {
+		t.Errorf("status -json = %+v, want one parked event and no lag", st)
+	}
+	live := dump(t, pool, projector.Schema)
+	if err := stop(); err != nil {
+		t.Fatalf("stop live projector: %v", err)
+	}
+
+	runCommand(t, env, "rebuild")
+	assertSameTables(t, "rebuild vs live with a poison event", dump(t, pool, projector.Schema), live)
+	st = status(t, env)
+	if st[0].ParkedCount != 1 || st[0].Parked[0].EventKey != poisonKey {
+		t.Errorf("after rebuild, parked = %+v, want the same poison event", st[0].Parked)
+	}
+}
+
+// A rebuild while the live projector runs and events keep arriving: afterwards every
+// event is applied exactly once.
+func TestRebuildWhileLiveAndIngesting(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url, "REBUILD_BATCH_SIZE", "50", "PROJECTOR_BATCH_SIZE", "20")
+	g := newGenerator(t, 3)
+	appendEvents(t, pool, g.stream(8, 20), 25)
+	stop := startLive(t, env)
+
+	more := g.stream(8, 20)
+	appended := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < len(more) && err == nil; i += 10 {
+			err = publish(pool, more[i:min(i+10, len(more))], 5)
+		}
+		appended <- err
+	}()
+	runCommand(t, env, "rebuild")
+	if err := <-appended; err != nil {
+		t.Fatalf("append events: %v", err)
+	}
+	waitFor(t, 30*time.Second, "live projector to catch up", func() (bool, error) { return consumerCaughtUp(ctx, pool) })
+	if err := stop(); err != nil {
+		t.Fatalf("stop live projector: %v", err)
+	}
+	assertSameTables(t, "rebuild during live vs reference", dump(t, pool, projector.Schema), reference(t, pool))
+}
+
+// A rebuild cancelled mid-way leaves analytics untouched; the next one resumes and ends equal.
+func TestInterruptedRebuildResumes(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url, "REBUILD_BATCH_SIZE", "10")
+	g := newGenerator(t, 4)
+	appendEvents(t, pool, g.stream(3, 10), 50)
+	runCommand(t, env, "rebuild") // analytics now holds the first part
+	analyticsBefore := dump(t, pool, projector.Schema)
+	statusBefore := status(t, env)[0]
+
+	appendEvents(t, pool, g.stream(10, 20), 50)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(rctx, []string{"rebuild", "-migrate=false"}, env, &syncBuffer{}) }()
+	waitFor(t, 30*time.Second, "a few rebuild batches", func() (bool, error) {
+		var offset int64
+		err := pool.QueryRow(ctx, `SELECT "offset" FROM analytics_rebuild._progress`).Scan(&offset)
+		if err != nil && strings.Contains(err.Error(), "does not exist") {
+			return false, nil
+		}
+		return offset > 0, err
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted rebuild returned %v, want context.Canceled", err)
+	}
+	assertSameTables(t, "analytics after an interrupted rebuild", dump(t, pool, projector.Schema), analyticsBefore)
+	st := status(t, env)
+	if len(st) != 2 || st[1].Role != "rebuild" || st[1].Position.Offset == 0 || st[0].Position != statusBefore.Position {
+		t.Fatalf("status after interruption = %+v, want live unchanged at %+v and a rebuild in progress", st, statusBefore.Position)
+	}
+	resumeAt := st[1].Position
+
+	out := runCommand(t, env, "rebuild")
+	var started struct {
+		Resumed    bool  `json:"resumed"`
+		FromOffset int64 `json:"from_offset"`
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"rebuild started"`) {
+			if err := json.Unmarshal([]byte(line), &started); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !started.Resumed || started.FromOffset != resumeAt.Offset {
+		t.Errorf("second rebuild started at %+v, want a resume at offset %d", started, resumeAt.Offset)
+	}
+	assertSameTables(t, "resumed rebuild vs reference", dump(t, pool, projector.Schema), reference(t, pool))
+	if st := status(t, env); len(st) != 1 || st[0].LagEvents != 0 {
+		t.Errorf("status after resumed rebuild = %+v, want only live, caught up", st)
+	}
+}
+
+// A live projector stopped mid-stream and restarted resumes without loss or double count.
+func TestLiveRestartResumes(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url, "PROJECTOR_BATCH_SIZE", "5")
+	g := newGenerator(t, 5)
+	stop := startLive(t, env)
+	appendEvents(t, pool, g.stream(10, 20), 10)
+	waitFor(t, 30*time.Second, "the live projector to apply some events", func() (bool, error) {
+		st, err := projector.Status(ctx, pool, 0)
+		return err == nil && st[0].Position.Offset > 0, err
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("stop live projector: %v", err)
+	}
+	mid := status(t, env)[0]
+	if mid.LagEvents == 0 {
+		t.Log("the projector caught up before it was stopped; the restart is still checked")
+	}
+	appendEvents(t, pool, g.stream(3, 10), 10)
+
+	startLive(t, env)
+	waitFor(t, 30*time.Second, "the restarted projector to catch up", func() (bool, error) { return consumerCaughtUp(ctx, pool) })
+	assertSameTables(t, "restarted live vs reference", dump(t, pool, projector.Schema), reference(t, pool))
+}
+
+func status(t *testing.T, env func(string) string) []projector.ProjectionStatus {
+	t.Helper()
+	out := runCommand(t, env, "status", "-json")
+	var st []projector.ProjectionStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("decode status -json: %v\n%s", err, out)
+	}
+	return st
+}

@@ -1,0 +1,70 @@
+// Package eventlog defines Turnout's event log: the Watermill SQL topic that holds every
+// accepted GoToWebinar delivery, raw and append-only, and how messages are written to it.
+//
+// The table itself is created by migrations (migrations/0001_event_log.up.sql); this
+// package only names it and configures watermill-sql to use it without auto-initialising.
+package eventlog
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Topic is the Watermill topic of the event log.
+const Topic = "gotowebinar_events"
+
+// Table and OffsetsTable are the quoted SQL names of the log and of the consumer offsets,
+// as watermill-sql derives them from Topic.
+const (
+	Table        = `"watermill_gotowebinar_events"`
+	OffsetsTable = `"watermill_offsets_gotowebinar_events"`
+)
+
+// Metadata keys stored with every log row (the metadata JSON column).
+const (
+	MetaEventName         = "event_name"
+	MetaEventKey          = "event_key"
+	MetaSignatureVerified = "signature_verified"
+	MetaReceivedAt        = "received_at"
+)
+
+// SchemaAdapter returns the watermill-sql schema adapter for the log. batchSize is how many
+// messages a subscriber reads per query (0 keeps Watermill's default of 100).
+func SchemaAdapter(batchSize int) wsql.DefaultPostgreSQLSchema {
+	return wsql.DefaultPostgreSQLSchema{SubscribeBatchSize: batchSize}
+}
+
+// OffsetsAdapter returns the watermill-sql offsets adapter for the log's consumers.
+func OffsetsAdapter() wsql.DefaultPostgreSQLOffsetsAdapter {
+	return wsql.DefaultPostgreSQLOffsetsAdapter{}
+}
+
+// PublisherConfig is the configuration for publishing to the log. Schema initialisation is
+// off: migrations own the tables.
+func PublisherConfig() wsql.PublisherConfig {
+	return wsql.PublisherConfig{SchemaAdapter: SchemaAdapter(0), AutoInitializeSchema: false}
+}
+
+// Entry is one delivery to append.
+type Entry struct {
+	Body              []byte // raw request body, stored byte for byte
+	EventName         string
+	EventKey          string
+	SignatureVerified bool
+	ReceivedAt        time.Time
+}
+
+// NewMessage turns an entry into the Watermill message the publisher stores. The payload is
+// the raw body; everything else goes into metadata.
+func NewMessage(e Entry) *message.Message {
+	m := message.NewMessage(watermill.NewUUID(), e.Body)
+	m.Metadata.Set(MetaEventName, e.EventName)
+	m.Metadata.Set(MetaEventKey, e.EventKey)
+	m.Metadata.Set(MetaSignatureVerified, strconv.FormatBool(e.SignatureVerified))
+	m.Metadata.Set(MetaReceivedAt, e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	return m
+}

@@ -1,0 +1,203 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/turnout-analytics/turnout/internal/eventlog"
+)
+
+// ErrClosed is returned by a submission after the batcher has stopped.
+var ErrClosed = errors.New("ingest: batcher closed")
+
+// batcher group-commits entries: request goroutines hand it their entry and wait, workers
+// gather waiting entries into batches and append each batch in one transaction.
+//
+// Batching policy: a worker takes the first waiting entry and drains whatever else is
+// already queued (up to max), without waiting, then commits. At low load a delivery costs
+// one transaction and no timer. Under load, entries queue while the workers commit, so
+// batches grow by themselves to about arrival rate × commit time / workers. Optionally
+// (wait > 0) a worker that found more than one entry lingers up to wait for more; under a
+// closed-loop benchmark that only delayed the senders that would have filled the batch,
+// so it is off by default.
+type batcher struct {
+	pool    *pgxpool.Pool
+	max     int
+	wait    time.Duration
+	timeout time.Duration
+	logger  *slog.Logger
+	metrics *metrics
+
+	queue chan *pending
+	// mu guards closed against concurrent sends on queue: submit holds it shared while
+	// sending, Close exclusively while closing the channel.
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// pending is one entry waiting for its batch; done receives exactly one result.
+type pending struct {
+	entry eventlog.Entry
+	done  chan result
+}
+
+type result struct {
+	outcome Outcome
+	err     error
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan result, 1)} }}
+
+func newBatcher(pool *pgxpool.Pool, cfg Config, logger *slog.Logger, m *metrics) *batcher {
+	b := &batcher{
+		pool:    pool,
+		max:     cfg.BatchMax,
+		wait:    cfg.BatchWait,
+		timeout: cfg.CommitTimeout,
+		logger:  logger,
+		metrics: m,
+		queue:   make(chan *pending, cfg.BatchMax*cfg.BatchWorkers),
+	}
+	b.wg.Add(cfg.BatchWorkers)
+	for range cfg.BatchWorkers {
+		go b.work()
+	}
+	return b
+}
+
+// submit queues e and waits until its batch is committed or has failed. If ctx ends
+// first (the client went away), submit returns ctx's error at once; the entry may still
+// be stored by its batch, which is harmless: a redelivery is then a duplicate.
+//
+// The caller must not reuse e.Body after submit returned an error wrapping a context
+// error: the batch may still be reading it.
+func (b *batcher) submit(ctx context.Context, e eventlog.Entry) (Outcome, error) {
+	p := pendingPool.Get().(*pending)
+	p.entry = e
+
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		p.entry = eventlog.Entry{}
+		pendingPool.Put(p)
+		return 0, ErrClosed
+	}
+	select {
+	case b.queue <- p:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		p.entry = eventlog.Entry{}
+		pendingPool.Put(p)
+		return 0, fmt.Errorf("queue delivery: %w", ctx.Err())
+	}
+
+	select {
+	case r := <-p.done:
+		p.entry = eventlog.Entry{}
+		pendingPool.Put(p)
+		return r.outcome, r.err
+	case <-ctx.Done():
+		// Abandon p to its worker: it still owns p and will send to the buffered done
+		// channel without blocking; p is then garbage, never reused.
+		return 0, fmt.Errorf("wait for commit: %w", ctx.Err())
+	}
+}
+
+// Close stops accepting entries, lets the workers commit everything already queued, and
+// waits for them. Call it after the HTTP server has drained its requests.
+func (b *batcher) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *batcher) work() {
+	defer b.wg.Done()
+	var (
+		a        appender
+		batch    = make([]*pending, 0, b.max)
+		entries  = make([]eventlog.Entry, 0, b.max)
+		outcomes = make([]Outcome, 0, b.max)
+		timer    = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	for {
+		first, ok := <-b.queue
+		if !ok {
+			return
+		}
+		batch = b.gather(append(batch[:0], first), timer)
+
+		entries = entries[:0]
+		for _, p := range batch {
+			entries = append(entries, p.entry)
+		}
+		b.metrics.batchSize.Observe(float64(len(batch)))
+		// The batch does not run on any request's context: one client hanging up must
+		// not roll back everyone else's deliveries. The timeout bounds a stuck database.
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		var err error
+		outcomes, err = a.append(ctx, b.pool, entries, outcomes[:0])
+		cancel()
+		if err != nil {
+			// Logged once here for the whole batch; the handlers only answer 503.
+			b.logger.Error("append batch", slog.Int("size", len(batch)), slog.Any("error", err))
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		for i, p := range batch {
+			r := result{err: err}
+			if err == nil {
+				r.outcome = outcomes[i]
+			}
+			p.done <- r // buffered: never blocks, even if the handler gave up
+			batch[i] = nil
+		}
+		clear(entries) // drop references to the bodies
+	}
+}
+
+// gather adds already-queued entries to batch and, if that shows the service is under
+// load, lingers up to b.wait for more (see the type's comment).
+func (b *batcher) gather(batch []*pending, timer *time.Timer) []*pending {
+	for len(batch) < b.max {
+		select {
+		case p, ok := <-b.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		break
+	}
+	if b.wait <= 0 || len(batch) == 1 || len(batch) >= b.max {
+		return batch
+	}
+	timer.Reset(b.wait)
+	defer timer.Stop()
+	for len(batch) < b.max {
+		select {
+		case p, ok := <-b.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, p)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}

@@ -1,0 +1,89 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/webhook"
+)
+
+// ErrUnavailable marks a delivery that could not be stored because the database failed
+// (or the service is shutting down). The sender should retry: it is answered 503.
+var ErrUnavailable = errors.New("ingest: storage unavailable")
+
+var (
+	errTooLarge = errors.New("request body too large")
+	errReadBody = errors.New("read request body")
+)
+
+// Pre-encoded response bodies for the hot path.
+var (
+	bodyStored      = []byte(`{"status":"stored"}` + "\n")
+	bodyDuplicate   = []byte(`{"status":"duplicate"}` + "\n")
+	bodyMissingSig  = []byte(`{"error":"unauthorized","reason":"missing_signature"}` + "\n")
+	bodyBadSig      = []byte(`{"error":"unauthorized","reason":"bad_signature"}` + "\n")
+	bodyTooLarge    = []byte(`{"error":"too_large"}` + "\n")
+	bodyUnavailable = []byte(`{"error":"unavailable"}` + "\n")
+	bodyBadRequest  = []byte(`{"error":"bad_request"}` + "\n")
+	bodyInternal    = []byte(`{"error":"internal"}` + "\n")
+)
+
+// errorResponse maps every error the callback can meet to its HTTP status and body. It is
+// the only place that decides status codes for failures:
+//
+//	413 too_large                 body over the limit (Content-Length or streamed)
+//	401 unauthorized              signature missing or wrong (enforce mode)
+//	400 invalid                   body is not acceptable JSON at all: malformed_json,
+//	                              invalid_utf8, duplicate_key, too_deep (quarantined)
+//	422 invalid                   JSON that breaks the contract: schema, invalid_key,
+//	                              unknown_event, unsupported_version (quarantined)
+//	400 bad_request               the body could not be read (client aborted)
+//	503 unavailable               database down or shutting down: retry later
+//	500 internal                  anything else (a bug)
+func errorResponse(err error) (int, []byte) {
+	var ve *domain.ValidationError
+	switch {
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, bodyTooLarge
+	case errors.Is(err, webhook.ErrMissingSignature):
+		return http.StatusUnauthorized, bodyMissingSig
+	case errors.Is(err, webhook.ErrBadSignature):
+		return http.StatusUnauthorized, bodyBadSig
+	case errors.As(err, &ve):
+		return validationStatus(ve.Reason), validationBody(ve)
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable, bodyUnavailable
+	case errors.Is(err, errReadBody):
+		return http.StatusBadRequest, bodyBadRequest
+	default:
+		return http.StatusInternalServerError, bodyInternal
+	}
+}
+
+// validationStatus separates "not JSON we can read" (400) from "JSON that is not a
+// supported GoToWebinar event" (422), so a sender's dashboard tells transport corruption
+// apart from a contract change.
+func validationStatus(reason string) int {
+	switch reason {
+	case domain.ReasonMalformedJSON, domain.ReasonInvalidUTF8, domain.ReasonDuplicateKey, domain.ReasonTooDeep:
+		return http.StatusBadRequest
+	default:
+		return http.StatusUnprocessableEntity
+	}
+}
+
+func validationBody(ve *domain.ValidationError) []byte {
+	// Reason and Detail never hold payload values (domain's contract), so they are safe
+	// to echo to the sender.
+	b, err := json.Marshal(struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
+		Detail string `json:"detail"`
+	}{"invalid", ve.Reason, ve.Detail})
+	if err != nil {
+		return bodyInternal
+	}
+	return append(b, '\n')
+}

@@ -1,0 +1,311 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/eventlog"
+	"github.com/turnout-analytics/turnout/internal/webhook"
+)
+
+// CallbackPath is where GoTo delivers webhooks (and validates the URL with a GET).
+const CallbackPath = "/gotowebinar/callback"
+
+// quarantineTimeout bounds the quarantine insert, which runs detached from the request so
+// an authentic delivery is kept even if its sender hangs up.
+const quarantineTimeout = 5 * time.Second
+
+// quarantinedHeaders are the request headers kept with a quarantined body for diagnosis.
+var quarantinedHeaders = []string{
+	"Content-Type", "User-Agent", webhook.HeaderSignature, webhook.HeaderTimestamp, "X-Forwarded-For",
+}
+
+func (s *Service) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.instrument)
+	r.Post(CallbackPath, s.callback)
+	r.Get(CallbackPath, ok) // GoTo validates a callback URL with a GET that must answer 200.
+	r.Get("/healthz", ok)
+	r.Get("/readyz", s.ready)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	return r
+}
+
+func ok(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// ready answers 200 when the database answers a ping within ReadyTimeout.
+func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.Warn("readiness check failed", slog.Any("error", err))
+		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	ok(w, r)
+}
+
+// callback receives one delivery: size check, signature, validation, then either the
+// quarantine or the event log. It answers only once the delivery is durably stored.
+func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
+	received := time.Now().UTC()
+
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// Refuse before reading a byte; net/http closes the connection rather than
+		// draining a large unread body.
+		s.fail(w, outcomeTooLarge, errTooLarge)
+		return
+	}
+	buf := getBuffer(r.ContentLength)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), buf)
+	if err != nil {
+		putBuffer(buf)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.fail(w, outcomeTooLarge, errTooLarge)
+		} else {
+			s.fail(w, outcomeBadRequest, errors.Join(errReadBody, err))
+		}
+		return
+	}
+	recycle := true
+	defer func() {
+		if recycle {
+			putBuffer(body)
+		}
+	}()
+
+	verified, err := s.verify(r, body)
+	if err != nil {
+		s.fail(w, outcomeUnauthorized, err)
+		return
+	}
+
+	ev, err := domain.Parse(body)
+	if err != nil {
+		s.quarantine(w, r, received, verified, body, err)
+		return
+	}
+	env := ev.Envelope()
+	outcome, err := s.batcher.submit(r.Context(), eventlog.Entry{
+		Body:              body,
+		EventName:         env.EventName,
+		EventKey:          env.EventKey,
+		SignatureVerified: verified,
+		ReceivedAt:        received,
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// The batch may still hold body; let the garbage collector have it.
+			recycle = false
+		}
+		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrClosed) {
+			// The client went away before its batch committed; nobody reads this answer.
+			err = errors.Join(ErrUnavailable, err)
+		}
+		s.fail(w, outcomeUnavailable, err)
+		return
+	}
+
+	switch {
+	case outcome == Duplicate:
+		s.metrics.duplicates.Inc()
+		s.metrics.deliveries.WithLabelValues(outcomeDuplicate).Inc()
+		writeJSON(w, http.StatusOK, bodyDuplicate)
+	case verified:
+		s.metrics.deliveries.WithLabelValues(outcomeStored).Inc()
+		writeJSON(w, http.StatusOK, bodyStored)
+	default:
+		s.metrics.deliveries.WithLabelValues(outcomeUnverifiedStored).Inc()
+		writeJSON(w, http.StatusOK, bodyStored)
+	}
+}
+
+// verify checks the delivery's signature. It returns whether the delivery is verified,
+// and an error only when the delivery must be refused (Enforce mode).
+func (s *Service) verify(r *http.Request, body []byte) (bool, error) {
+	var err error
+	if s.verifier == nil {
+		err = webhook.ErrMissingSignature // Observe mode without keys: nothing can verify.
+	} else {
+		ts, hasTS := headerValue(r.Header, webhook.HeaderTimestamp)
+		err = s.verifier.Verify(ts, hasTS, body, r.Header.Get(webhook.HeaderSignature))
+	}
+	if err == nil {
+		return true, nil
+	}
+	reason := "bad"
+	if errors.Is(err, webhook.ErrMissingSignature) {
+		reason = "missing"
+	}
+	if s.verifier != nil {
+		s.metrics.signatureFailures.WithLabelValues(reason).Inc()
+	}
+	if s.cfg.Mode == Observe {
+		s.logger.Warn("storing unverified delivery (observe mode)",
+			slog.String("signature", reason), slog.Int("body_bytes", len(body)))
+		return false, nil
+	}
+	return false, err
+}
+
+// quarantine stores an authentic-but-invalid delivery and answers 4xx, or 503 when it
+// could not be stored so that the sender retries.
+func (s *Service) quarantine(w http.ResponseWriter, r *http.Request, received time.Time, verified bool, body []byte, parseErr error) {
+	var ve *domain.ValidationError
+	if !errors.As(parseErr, &ve) {
+		// domain.Parse promises *ValidationError only; anything else is a bug.
+		s.logger.Error("parse delivery", slog.Any("error", parseErr))
+		s.fail(w, outcomeUnavailable, parseErr)
+		return
+	}
+	headers := make(map[string]string, len(quarantinedHeaders))
+	for _, h := range quarantinedHeaders {
+		if v := r.Header.Values(h); len(v) > 0 {
+			headers[h] = strings.Join(v, ", ")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), quarantineTimeout)
+	defer cancel()
+	err := s.store.Quarantine(ctx, Quarantined{
+		ReceivedAt:        received,
+		Reason:            ve.Reason,
+		Detail:            ve.Detail,
+		SignatureVerified: verified,
+		Headers:           headers,
+		Body:              body,
+	})
+	if err != nil {
+		s.logger.Error("quarantine delivery", slog.String("reason", ve.Reason), slog.Any("error", err))
+		s.fail(w, outcomeUnavailable, errors.Join(ErrUnavailable, err))
+		return
+	}
+	s.logger.Info("quarantined delivery", slog.String("reason", ve.Reason), slog.String("detail", ve.Detail),
+		slog.Bool("signature_verified", verified))
+	s.metrics.quarantined.WithLabelValues(ve.Reason).Inc()
+	s.metrics.deliveries.WithLabelValues(outcomeQuarantined).Inc()
+	status, b := errorResponse(parseErr)
+	writeJSON(w, status, b)
+}
+
+// fail counts a refused delivery and answers with the status errorResponse chooses.
+func (s *Service) fail(w http.ResponseWriter, outcome string, err error) {
+	s.metrics.deliveries.WithLabelValues(outcome).Inc()
+	status, b := errorResponse(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the sender hung up; nothing left to tell it
+}
+
+// headerValue is Header.Get that also reports presence, because an empty timestamp
+// header and an absent one sign differently.
+func headerValue(h http.Header, key string) (string, bool) {
+	v, ok := h[key] // key is already canonical
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// Body buffers are pooled: at thousands of deliveries a second, a fresh buffer per
+// request is most of the handler's garbage. Buffers that grew beyond maxPooledBuffer (a
+// rare large delivery) are left to the collector so the pool does not pin memory.
+const (
+	minBuffer       = 4 << 10
+	maxPooledBuffer = 64 << 10
+)
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, minBuffer); return &b }}
+
+func getBuffer(contentLength int64) []byte {
+	b := *bufferPool.Get().(*[]byte)
+	if contentLength >= 0 && int64(cap(b)) < contentLength+1 {
+		// +1 so reading to EOF does not grow the buffer.
+		b = make([]byte, 0, contentLength+1)
+	}
+	return b[:0]
+}
+
+func putBuffer(b []byte) {
+	if cap(b) > maxPooledBuffer {
+		return
+	}
+	b = b[:0]
+	bufferPool.Put(&b)
+}
+
+// readBody reads r to EOF into buf, growing it as needed, like io.ReadAll but reusing buf.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// instrument records each request's duration by route pattern and status code.
+func (s *Service) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(&sw, r)
+		route := "unmatched" // unknown paths must not mint label values
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		s.metrics.requestDuration.WithLabelValues(route, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

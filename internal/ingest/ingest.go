@@ -1,0 +1,173 @@
+// Package ingest is Turnout's front door: the HTTP handlers that receive GoToWebinar
+// webhook deliveries, verify their signature, validate them, and append them raw to the
+// event log, plus the quarantine for authentic deliveries that cannot be accepted.
+//
+// Appends are group-committed: each request hands its entry to a batcher and is answered
+// only after the transaction holding its batch commits, so a 2xx always means "durably in
+// the log" and a failure never leaves part of a batch behind. Within that transaction the
+// event key is claimed in ingest_event_keys (de-duplicating redeliveries) and the new
+// entries are written by Watermill's SQL publisher.
+//
+// Construct a Service with New from a pgx pool, serve its Handler, and Close it after the
+// HTTP server has shut down and before the pool is closed.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/turnout-analytics/turnout/internal/webhook"
+)
+
+// SignatureMode says what to do with deliveries whose signature is missing or wrong.
+type SignatureMode string
+
+const (
+	// Enforce refuses unsigned or wrongly signed deliveries with 401. The default.
+	Enforce SignatureMode = "enforce"
+	// Observe verifies but stores unverified deliveries anyway, flagged
+	// signature_verified=false. Meant for the first days against the live service,
+	// while the signature scheme (undocumented by GoTo) is being confirmed. Beware that
+	// in this mode an unverified delivery can claim an event key before the authentic one.
+	Observe SignatureMode = "observe"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxBodyBytes  = 1 << 20 // 1 MiB
+	DefaultBatchMax      = 256
+	DefaultBatchWorkers  = 2
+	DefaultCommitTimeout = 10 * time.Second
+	DefaultReadyTimeout  = time.Second
+)
+
+// Config configures a Service. Zero fields take the Default* values.
+type Config struct {
+	// SecretKeys are the GoTo secret key values; a signature made with any of them is
+	// accepted (GoTo rotates keys with an overlap). Required in Enforce mode; in Observe
+	// mode without keys every delivery is stored unverified.
+	SecretKeys [][]byte
+	// Mode is Enforce (default) or Observe.
+	Mode SignatureMode
+	// MaxBodyBytes caps a delivery's body (default 1 MiB); larger ones get 413.
+	MaxBodyBytes int64
+	// BatchMax is the most deliveries committed in one transaction (default 256).
+	BatchMax int
+	// BatchWait is how long a worker that already found several queued deliveries
+	// lingers for more before committing. The default, 0, never lingers: a batch is
+	// whatever queued while the previous commits ran, which measured best under a
+	// closed-loop load (lingering only delays the senders that would fill the batch).
+	// A lone delivery never waits.
+	BatchWait time.Duration
+	// BatchWorkers is how many batches may be in flight at once (default 2): one
+	// gathers while others commit. The pool needs at least this many connections.
+	BatchWorkers int
+	// CommitTimeout bounds one batch transaction (default 10s); keep it below the HTTP
+	// server's WriteTimeout so a stuck database yields 503, not a dropped connection.
+	CommitTimeout time.Duration
+	// ReadyTimeout bounds the database ping of /readyz (default 1s).
+	ReadyTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = Enforce
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = DefaultBatchMax
+	}
+	if c.BatchWorkers == 0 {
+		c.BatchWorkers = DefaultBatchWorkers
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Mode != Enforce && c.Mode != Observe {
+		errs = append(errs, fmt.Errorf("signature mode %q: want %q or %q", c.Mode, Enforce, Observe))
+	}
+	if c.Mode == Enforce && len(c.SecretKeys) == 0 {
+		errs = append(errs, errors.New("secret keys: at least one is required in enforce mode"))
+	}
+	if c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("max body bytes: must be positive"))
+	}
+	if c.BatchMax < 1 {
+		errs = append(errs, errors.New("batch max: must be at least 1"))
+	}
+	if c.BatchWorkers < 1 {
+		errs = append(errs, errors.New("batch workers: must be at least 1"))
+	}
+	if c.BatchWait < 0 || c.CommitTimeout < 0 || c.ReadyTimeout < 0 {
+		errs = append(errs, errors.New("batch wait and timeouts: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Service receives deliveries. It is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	store    *Store
+	verifier *webhook.Verifier // nil only in Observe mode without keys
+	batcher  *batcher
+	metrics  *metrics
+	logger   *slog.Logger
+	handler  http.Handler
+}
+
+// New returns a Service appending to the database behind pool, and starts its batch
+// workers. logger receives JSON-able structured logs; it never sees bodies or secrets.
+func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) {
+	if pool == nil {
+		return nil, errors.New("new ingest service: nil pool")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("new ingest service: %w", err)
+	}
+	s := &Service{
+		cfg:     cfg,
+		store:   NewStore(pool),
+		metrics: newMetrics(),
+		logger:  logger,
+	}
+	if len(cfg.SecretKeys) > 0 {
+		v, err := webhook.NewVerifier(cfg.SecretKeys...)
+		if err != nil {
+			return nil, fmt.Errorf("new ingest service: %w", err)
+		}
+		s.verifier = v
+	}
+	s.batcher = newBatcher(pool, cfg, logger, s.metrics)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving the callback, health, readiness and metrics.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Registry returns the Prometheus registry behind /metrics, for tests and benchmarks.
+func (s *Service) Registry() *prometheus.Registry { return s.metrics.registry }
+
+// Close stops the batch workers after committing everything already queued; later
+// deliveries get 503. Call it after http.Server.Shutdown and before closing the pool.
+func (s *Service) Close() { s.batcher.Close() }

@@ -1,0 +1,186 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Event is one log row.
+type Event struct {
+	Offset     int64
+	ReceivedAt time.Time
+	Payload    []byte
+}
+
+// Position is a place in log order: (transaction_id, "offset") of a log row.
+type Position struct {
+	TxID   uint64
+	Offset int64
+}
+
+// BatchSize is how many log rows ApplyLog stages and applies per statement group: large
+// enough that per-statement overhead vanishes, small enough that the staged jsonb and the
+// sorts of DISTINCT ON stay in memory.
+const BatchSize = 10000
+
+// rebuildWorkMem is the work_mem ApplyLog sets for its transaction: enough to sort a
+// BatchSize chunk of staged payloads in memory.
+const rebuildWorkMem = "64MB"
+
+// Event names the statements care about.
+const (
+	nameAdded   = "registrant.added"
+	nameJoined  = "registrant.joined"
+	nameCreated = "webinar.created"
+	nameChanged = "webinar.changed"
+)
+
+// Apply applies events (any order, duplicates allowed) to schema inside tx. It is used live
+// with one event. It sends its statements in one pipelined batch (after ensuring the staging table exists) and skips the statements
+// that no staged event name needs. It does not commit; after an error, the caller rolls back
+// (to a savepoint): Apply leaves nothing behind that such a rollback would not undo.
+func Apply(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	st, err := statementsFor(schema)
+	if err != nil {
+		return err
+	}
+	offsets := make([]int64, len(events))
+	received := make([]time.Time, len(events))
+	payloads := make([]string, len(events))
+	names := map[string]bool{}
+	for i, e := range events {
+		offsets[i], received[i], payloads[i] = e.Offset, e.ReceivedAt, string(e.Payload)
+		names[eventName(e.Payload)] = true
+	}
+	// Separately first: pgx prepares a whole batch before running it, and the batch's
+	// statements name the staging table.
+	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(st.stageClear)
+	b.Queue(st.stageEvents, offsets, received, payloads)
+	queueProjections(b, st, names)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("apply events to %s: %w", schema, err)
+	}
+	return nil
+}
+
+// eventName reads just the eventName of a payload, to choose statements. A payload it
+// cannot read gets "", which selects every statement: the SQL then decides (and fails on
+// a payload that is not JSON).
+func eventName(payload []byte) string {
+	var head struct {
+		EventName string `json:"eventName"`
+	}
+	if json.Unmarshal(payload, &head) != nil {
+		return ""
+	}
+	return head.EventName
+}
+
+// queueProjections queues the projection statements, in dependency order, for the staged
+// event names (all of them when names is nil or holds "").
+func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
+	all := names == nil || names[""]
+	has := func(n string) bool { return all || names[n] }
+	registrant := has(nameAdded) || has(nameJoined)
+	webinar := has(nameCreated) || has(nameChanged)
+	// Order matters: registrants.sql counts into the webinar row webinar_stub.sql creates,
+	// joins.sql updates the registrant row registrants.sql creates, and webinar_times is
+	// derived from the webinar layers.
+	if registrant {
+		b.Queue(st.webinarStub)
+	}
+	if has(nameCreated) {
+		b.Queue(st.webinarCreated)
+	}
+	if has(nameChanged) {
+		b.Queue(st.webinarChanged)
+	}
+	if webinar {
+		b.Queue(st.timesDelete)
+		b.Queue(st.timesInsert)
+	}
+	if registrant {
+		b.Queue(st.registrants)
+	}
+	if has(nameJoined) {
+		b.Queue(st.joins)
+	}
+}
+
+// ApplyLog applies every log row with after < (transaction_id, offset) <= upTo to schema
+// inside tx, set-based, BatchSize rows per statement group; it returns the number of rows
+// applied. It is used by rebuild. It does not commit.
+func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position) (int64, error) {
+	return applyLog(ctx, tx, schema, after, upTo, BatchSize)
+}
+
+// applyLog is ApplyLog with a chosen chunk size (tests use small ones).
+func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position, batchSize int) (int64, error) {
+	st, err := statementsFor(schema)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
+		return 0, fmt.Errorf("create staging table: %w", err)
+	}
+	// The DISTINCT ON sorts carry whole payloads; with the default 4MB they spill to disk.
+	// Transaction-local (reverted at the end of the caller's transaction or savepoint).
+	if _, err := tx.Exec(ctx, "SELECT set_config('work_mem', $1, true)", rebuildWorkMem); err != nil {
+		return 0, fmt.Errorf("set work_mem: %w", err)
+	}
+	var total int64
+	cursor := after
+	upToTx := strconv.FormatUint(upTo.TxID, 10)
+	for {
+		b := &pgx.Batch{}
+		// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
+		b.Queue("TRUNCATE pg_temp.turnout_stage")
+		b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
+		// Fresh statistics, so the planner knows the staged chunk's size; only the narrow
+		// columns: sampling the jsonb would cost as much as a projection statement.
+		b.Queue("ANALYZE pg_temp.turnout_stage (pos, name, wk, rk)")
+		var n int64
+		var lastTx string
+		var lastOffset int64
+		b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&n, &lastTx, &lastOffset)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return total, fmt.Errorf("stage log rows after %v: %w", cursor, err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		b = &pgx.Batch{}
+		queueProjections(b, st, nil)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return total, fmt.Errorf("apply log rows after %v to %s: %w", cursor, schema, err)
+		}
+		total += n
+		txid, err := strconv.ParseUint(lastTx, 10, 64)
+		if err != nil {
+			return total, fmt.Errorf("parse transaction id %q: %w", lastTx, err)
+		}
+		cursor = Position{TxID: txid, Offset: lastOffset}
+		if n < int64(batchSize) {
+			return total, nil
+		}
+	}
+}

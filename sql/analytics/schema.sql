@@ -1,0 +1,101 @@
+-- The analytics schema: tables. {{schema}} is the target schema's sanitized identifier.
+--
+-- Every table is a commutative last-writer-wins projection of the event log: each row (or
+-- each "layer" of a row) remembers the order key of the event that wrote it and is only
+-- overwritten by an event with a greater key, so applying events in any order, in any
+-- batching, any number of times, gives the same rows. Columns named *_offset, *_ts, src_*,
+-- stub/created/changed and the *_count counters are internal bookkeeping.
+CREATE SCHEMA {{schema}};
+
+CREATE TABLE {{schema}}._meta (
+    version    text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per webinar. The public columns are generated from three layers, so the outcome
+-- does not depend on which layer arrived first:
+--   changed: payload of the webinar.changed with the greatest log offset (a full webinar state;
+--            it carries no timestamp, so log order is all there is)
+--   created: payload of the webinar.created with the greatest log offset
+--   stub:    webinar fields of the registrant event with the greatest (timestamp, offset),
+--            for webinars we only know from registrant events
+-- Each public column is coalesce(changed, created, stub), so a webinar.created never
+-- overrides a webinar.changed and registrant events never override webinar events.
+CREATE TABLE {{schema}}.webinars (
+    webinar_key      text PRIMARY KEY,
+    title            text GENERATED ALWAYS AS (coalesce(changed ->> 'webinarTitle', created ->> 'webinarTitle', stub ->> 'webinarTitle')) STORED,
+    description      text GENERATED ALWAYS AS (coalesce(changed ->> 'description', created ->> 'description')) STORED,
+    organizer_key    text GENERATED ALWAYS AS (coalesce(changed ->> 'organizerKey', created ->> 'organizerKey')) STORED,
+    account_key      text GENERATED ALWAYS AS (coalesce(changed ->> 'accountKey', created ->> 'accountKey')) STORED,
+    experience_type  text GENERATED ALWAYS AS (coalesce(changed ->> 'experienceType', created ->> 'experienceType', stub ->> 'experienceType')) STORED,
+    recurrence_type  text GENERATED ALWAYS AS (coalesce(changed ->> 'recurrenceType', created ->> 'recurrenceType', stub ->> 'recurrenceType')) STORED,
+    recurrence_key   text GENERATED ALWAYS AS (coalesce(changed ->> 'recurrenceKey', created ->> 'recurrenceKey')) STORED,
+    time_zone        text GENERATED ALWAYS AS (coalesce(changed ->> 'timeZone', created ->> 'timeZone')) STORED,
+    status           text GENERATED ALWAYS AS (CASE
+                         WHEN changed IS NOT NULL THEN coalesce(changed ->> 'status', 'UPDATED')
+                         WHEN created IS NOT NULL THEN coalesce(created ->> 'status', 'NEW')
+                     END) STORED,
+    -- Set by the statement that writes the created/changed layer: the text -> timestamptz
+    -- cast is not immutable, so it cannot be a generated column.
+    created_at       timestamptz,
+    updated_at       timestamptz,
+    -- Counters behind webinar_conversion, maintained incrementally by the apply statements
+    -- (a COUNT(DISTINCT) over a million registrants is too slow for a dashboard).
+    registrant_count bigint NOT NULL DEFAULT 0,
+    attendee_count   bigint NOT NULL DEFAULT 0,
+    stub             jsonb,
+    stub_ts          timestamptz,
+    stub_offset      bigint,
+    created          jsonb,
+    created_offset   bigint,
+    changed          jsonb,
+    changed_offset   bigint
+);
+
+-- The current schedule of each webinar: the times[] of the winning layer (changed, else
+-- created), rewritten whenever a webinar event for the webinar is applied.
+CREATE TABLE {{schema}}.webinar_times (
+    webinar_key text NOT NULL,
+    start_time  timestamptz,
+    end_time    timestamptz
+);
+CREATE INDEX webinar_times_webinar_key ON {{schema}}.webinar_times (webinar_key);
+
+-- One row per (webinar, registrant) seen in registrant.added or registrant.joined.
+-- Attributes come from the winning event by (src_rank, src_ts, src_offset): any
+-- registrant.added (rank 2) beats any registrant.joined (rank 1); then the later event
+-- timestamp (missing = oldest); then the later log offset.
+CREATE TABLE {{schema}}.registrants (
+    webinar_key         text NOT NULL,
+    registrant_key      text NOT NULL,
+    email               text,
+    first_name          text,
+    last_name           text,
+    organization        text,
+    job_title           text,
+    phone               text,
+    industry            text,
+    comments            text,
+    registration_date   timestamptz,
+    registration_source text,
+    status              text,
+    join_url            text,
+    responses           jsonb,
+    -- Earliest join_time over all joins of the registrant; NULL = never joined.
+    first_join          timestamptz,
+    src_rank            smallint    NOT NULL,
+    src_ts              timestamptz NOT NULL,
+    src_offset          bigint      NOT NULL,
+    PRIMARY KEY (webinar_key, registrant_key)
+);
+
+-- One row per registrant.joined event (rejoins are separate rows). eventKey is unique per
+-- event, so it is the identity that makes re-applying a join a no-op.
+CREATE TABLE {{schema}}.joins (
+    event_key      text PRIMARY KEY,
+    log_offset     bigint      NOT NULL,
+    webinar_key    text        NOT NULL,
+    session_key    text,
+    registrant_key text        NOT NULL,
+    join_time      timestamptz NOT NULL
+);

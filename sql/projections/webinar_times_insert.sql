@@ -1,0 +1,12 @@
+-- The schedule is the times[] of the winning layer: changed, else created.
+INSERT INTO {{schema}}.webinar_times (webinar_key, start_time, end_time)
+SELECT DISTINCT w.webinar_key, (t.v ->> 'startTime')::timestamptz, (t.v ->> 'endTime')::timestamptz
+FROM {{schema}}.webinars w
+JOIN (SELECT DISTINCT s.wk AS webinar_key
+      FROM pg_temp.turnout_stage s
+      WHERE s.name IN ('webinar.created', 'webinar.changed')) k ON k.webinar_key = w.webinar_key
+CROSS JOIN LATERAL jsonb_array_elements(CASE
+        WHEN jsonb_typeof(w.changed -> 'times') = 'array' THEN w.changed -> 'times'
+        WHEN jsonb_typeof(w.created -> 'times') = 'array' THEN w.created -> 'times'
+        ELSE '[]'::jsonb
+    END) AS t (v)
