@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,16 +111,29 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 				return
 			case <-tick.C:
 			}
+			// Ask only for the oldest acknowledged keys: the projector applies in log
+			// order, so they are the next to appear, and a bounded query keeps the
+			// watcher from competing for the CPU it is measuring. A key that appears
+			// before it is asked for is recorded late, which can only overstate latency.
+			type ackedKey struct {
+				key string
+				at  time.Time
+			}
 			mu.Lock()
-			pending := make([]string, 0, len(acked))
-			for k := range acked {
-				pending = append(pending, k)
+			waiting := make([]ackedKey, 0, len(acked))
+			for k, at := range acked {
+				waiting = append(waiting, ackedKey{k, at})
 			}
 			mu.Unlock()
+			slices.SortFunc(waiting, func(a, b ackedKey) int { return a.at.Compare(b.at) })
+			pending := make([]string, 0, 256)
+			for _, w := range waiting[:min(len(waiting), 256)] {
+				pending = append(pending, w.key)
+			}
 			if len(pending) == 0 {
 				continue
 			}
-			rows, err := conn.Query(ctx, `SELECT webinar_key FROM analytics.webinar_conversion WHERE webinar_key = ANY($1) AND registrants > 0`, pending)
+			rows, err := conn.Query(ctx, `SELECT c.webinar_key FROM unnest($1::text[]) AS k(key) JOIN analytics.webinar_conversion c ON c.webinar_key = k.key WHERE c.registrants > 0`, pending)
 			if err != nil {
 				watchDone <- fmt.Errorf("poll webinar_conversion: %w", err)
 				return

@@ -22,6 +22,7 @@ type config struct {
 	SecretKeys      [][]byte             // G2W_SECRET_KEYS, comma-separated; required unless observe
 	Mode            ingest.SignatureMode // G2W_SIGNATURE_MODE: enforce (default) | observe
 	Addr            string               // INGEST_ADDR, default ":8080"
+	DebugAddr       string               // INGEST_DEBUG_ADDR: net/http/pprof listener, off when empty
 	BatchMax        int                  // INGEST_BATCH_MAX, default ingest.DefaultBatchMax
 	BatchWait       time.Duration        // INGEST_BATCH_WAIT, default 0 (never linger)
 	BatchWorkers    int                  // INGEST_BATCH_WORKERS, default ingest.DefaultBatchWorkers
@@ -64,6 +65,7 @@ Environment:
   G2W_SECRET_KEYS          comma-separated GoTo secret key values (required unless observe)
   G2W_SIGNATURE_MODE       enforce (default) | observe
   INGEST_ADDR              listen address (default :8080)
+  INGEST_DEBUG_ADDR        serve Go's pprof profiles here, e.g. 127.0.0.1:6060 (default: off)
   INGEST_BATCH_MAX         deliveries per commit (default 256)
   INGEST_BATCH_WAIT        linger for more under load, e.g. 1ms (default 0: never)
   INGEST_BATCH_WORKERS     concurrent batch commits (default 2)
@@ -120,6 +122,7 @@ Flags:`)
 	if v := getenv("INGEST_ADDR"); v != "" {
 		cfg.Addr = v
 	}
+	cfg.DebugAddr = getenv("INGEST_DEBUG_ADDR")
 	intVar(getenv, "INGEST_BATCH_MAX", &cfg.BatchMax, 1, 10000, bad)
 	intVar(getenv, "INGEST_BATCH_WORKERS", &cfg.BatchWorkers, 1, 64, bad)
 	durationVar(getenv, "INGEST_BATCH_WAIT", &cfg.BatchWait, 0, 100*time.Millisecond, bad)

@@ -21,7 +21,7 @@ type config struct {
 	//   PROJECTOR_MAX_RETRIES     default 3     retries of a failing event before it is parked
 	//   PROJECTOR_RETRY_INTERVAL  default 20ms  first backoff between retries (doubles)
 	//   PROJECTOR_LAG_INTERVAL    default 2s    refresh period of the lag gauges
-	//   REBUILD_BATCH_SIZE        default 5000  log rows per rebuild transaction
+	//   REBUILD_BATCH_SIZE        default 50000 log rows per rebuild transaction
 	Projector projector.Config
 }
 
@@ -68,7 +68,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxRetries:       integer("PROJECTOR_MAX_RETRIES", 3, 0),
 		RetryInterval:    duration("PROJECTOR_RETRY_INTERVAL", 20*time.Millisecond),
 		LagInterval:      duration("PROJECTOR_LAG_INTERVAL", 2*time.Second),
-		RebuildBatchSize: integer("REBUILD_BATCH_SIZE", 5000, 1),
+		RebuildBatchSize: integer("REBUILD_BATCH_SIZE", 50000, 1),
 	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("read configuration: %w", errors.Join(errs...))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Event is one log row.
@@ -27,7 +28,7 @@ type Position struct {
 // BatchSize is how many log rows ApplyLog stages and applies per statement group: large
 // enough that per-statement overhead vanishes, small enough that the staged jsonb and the
 // sorts of DISTINCT ON stay in memory.
-const BatchSize = 10000
+const BatchSize = 50000
 
 // rebuildWorkMem is the work_mem ApplyLog sets for its transaction: enough to sort a
 // BatchSize chunk of staged payloads in memory.
@@ -41,14 +42,50 @@ const (
 	nameChanged = "webinar.changed"
 )
 
-// Apply applies events (any order, duplicates allowed) to schema inside tx. It is used live
-// with one event. It sends its statements in one pipelined batch (after ensuring the staging table exists) and skips the statements
-// that no staged event name needs. It does not commit; after an error, the caller rolls back
-// (to a savepoint): Apply leaves nothing behind that such a rollback would not undo.
+// Apply applies events (any order, duplicates allowed) to schema inside tx. It sends its
+// statements in one pipelined batch (after ensuring the staging table exists) and skips the
+// statements that no staged event name needs. It does not commit; after an error, the
+// caller rolls back (to a savepoint): Apply leaves nothing behind that such a rollback would
+// not undo.
 func Apply(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	// Separately first: pgx prepares a whole batch before running it, and the batch's
+	// statements name the staging table.
+	if err := PrepareConn(ctx, tx); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	if err := QueueApply(b, schema, events...); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("apply events to %s: %w", schema, err)
+	}
+	return nil
+}
+
+// PrepareConn creates the session's staging table if it does not exist yet. Callers of
+// QueueApply run it once per connection (e.g. in pgxpool's AfterConnect), outside any
+// transaction, so that no rollback can take the table away again.
+func PrepareConn(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}) error {
+	st, err := statementsFor("analytics") // the staging DDL names no schema
+	if err != nil {
+		return err
+	}
+	if _, err := db.Exec(ctx, st.stageCreate); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	return nil
+}
+
+// QueueApply queues onto b the statements Apply sends, so that a caller can pipeline them
+// with its own (the live projector wraps them in SAVEPOINT … RELEASE: one round trip per
+// event). The connection must have the staging table: see PrepareConn.
+func QueueApply(b *pgx.Batch, schema string, events ...Event) error {
 	st, err := statementsFor(schema)
 	if err != nil {
 		return err
@@ -61,18 +98,9 @@ func Apply(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error
 		offsets[i], received[i], payloads[i] = e.Offset, e.ReceivedAt, string(e.Payload)
 		names[eventName(e.Payload)] = true
 	}
-	// Separately first: pgx prepares a whole batch before running it, and the batch's
-	// statements name the staging table.
-	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
-	}
-	b := &pgx.Batch{}
 	b.Queue(st.stageClear)
 	b.Queue(st.stageEvents, offsets, received, payloads)
 	queueProjections(b, st, names)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("apply events to %s: %w", schema, err)
-	}
 	return nil
 }
 

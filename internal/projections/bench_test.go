@@ -104,3 +104,48 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	b.Logf("applylog, mixed stream: %.0f events/s", float64(len(all))/time.Since(start).Seconds())
 }
+
+// BenchmarkApplyLivePipelined is BenchmarkApplyLive the way the live projector sends it:
+// SAVEPOINT, the statements and RELEASE pipelined in one batch per event.
+func BenchmarkApplyLivePipelined(b *testing.B) {
+	ctx := context.Background()
+	pool, _ := pgtest.Pool(b)
+	create(b, pool, "analytics")
+	events := newGenerator(11).stream(40, 200)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	if err := PrepareConn(ctx, conn); err != nil {
+		b.Fatal(err)
+	}
+	var tx pgx.Tx
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%100 == 0 {
+			if tx != nil {
+				if err := tx.Commit(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if tx, err = conn.Begin(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		e := events[i%len(events)]
+		e.Offset = int64(i + 1)
+		batch := &pgx.Batch{}
+		batch.Queue("SAVEPOINT e")
+		if err := QueueApply(batch, "analytics", e); err != nil {
+			b.Fatal(err)
+		}
+		batch.Queue("RELEASE SAVEPOINT e")
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+}

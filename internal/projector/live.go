@@ -136,19 +136,22 @@ func (p *Projector) apply(msg *message.Message) ([]*message.Message, error) {
 	// cancellation would leave the connection (and the subscriber's transaction) broken.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), handlerTimeout)
 	defer cancel()
-	sp, err := tx.Begin(ctx) // SAVEPOINT
-	if err != nil {
-		return nil, fmt.Errorf("begin savepoint: %w", err)
-	}
+	// One round trip per event: SAVEPOINT, the projection statements and RELEASE go out as
+	// one pipelined batch. If any of them fails, the transaction is in the aborted state
+	// until ROLLBACK TO SAVEPOINT undoes exactly this event's writes.
 	ev := projections.Event{Offset: offset, ReceivedAt: receivedAt, Payload: msg.Payload}
-	if err := projections.Apply(ctx, sp, Schema, ev); err != nil {
-		if rbErr := sp.Rollback(ctx); rbErr != nil { // ROLLBACK TO SAVEPOINT
-			return nil, errors.Join(fmt.Errorf("apply event at offset %d (tx %d): %w", offset, txID, err), rbErr)
-		}
-		return nil, fmt.Errorf("apply event at offset %d (tx %d): %w", offset, txID, err)
+	b := &pgx.Batch{}
+	b.Queue("SAVEPOINT turnout_event")
+	if err := projections.QueueApply(b, Schema, ev); err != nil {
+		return nil, err
 	}
-	if err := sp.Commit(ctx); err != nil { // RELEASE SAVEPOINT
-		return nil, fmt.Errorf("release savepoint: %w", err)
+	b.Queue("RELEASE SAVEPOINT turnout_event")
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		err = fmt.Errorf("apply event at offset %d (tx %d): %w", offset, txID, err)
+		if _, rbErr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT turnout_event"); rbErr != nil {
+			return nil, errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rbErr))
+		}
+		return nil, err
 	}
 	return nil, nil
 }
@@ -227,12 +230,39 @@ func (p *Projector) refreshLag(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("refresh lag metrics", "error", err)
 		}
+		if err := p.analyzeGrown(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("analyze analytics tables", "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// analyzeGrown analyzes the analytics tables that changed by more than a tenth since their
+// last ANALYZE. The live statements are prepared once per connection and, having no
+// parameters, keep the plan made at their first execution until the statistics of a table
+// they read change. Planned while a table is nearly empty, that plan seq-scans it (found in
+// make bench-live: the webinar counter update scanning every webinar for each event), and
+// autovacuum's analyze, at most once a minute, comes too late for a table that grows fast.
+// Fresh statistics invalidate those plans, so the next execution plans for the real size.
+func (p *Projector) analyzeGrown(ctx context.Context) error {
+	rows, err := p.pool.Query(ctx, staleStatsSQL, Schema)
+	if err != nil {
+		return fmt.Errorf("find tables to analyze: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find tables to analyze: %w", err)
+	}
+	for _, t := range tables {
+		if _, err := p.pool.Exec(ctx, "ANALYZE "+pgx.Identifier{Schema, t}.Sanitize()); err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // watermillLogger adapts slog for Watermill, lowering its per-batch info chatter to debug

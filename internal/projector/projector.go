@@ -40,7 +40,7 @@ type Config struct {
 	MaxRetries int
 	// RetryInterval is the first backoff between retries (doubling, capped at 10×). Default 20ms.
 	RetryInterval time.Duration
-	// RebuildBatchSize is how many log rows a rebuild applies per transaction. Default 5000.
+	// RebuildBatchSize is how many log rows a rebuild applies per transaction. Default 50000.
 	RebuildBatchSize int
 	// LagInterval is how often the lag gauges are refreshed. Default 2s.
 	LagInterval time.Duration
@@ -60,7 +60,7 @@ func (c Config) withDefaults() Config {
 		c.RetryInterval = 20 * time.Millisecond
 	}
 	if c.RebuildBatchSize <= 0 {
-		c.RebuildBatchSize = 5000
+		c.RebuildBatchSize = 50000
 	}
 	if c.LagInterval <= 0 {
 		c.LagInterval = 2 * time.Second

@@ -123,3 +123,9 @@ func parkedFirstSQL(schema string) string {
 	return `SELECT transaction_id, "offset", event_key, event_name, error, attempts, parked_at
 FROM ` + ident(schema) + `._parked ORDER BY transaction_id, "offset" LIMIT $1`
 }
+
+// staleStatsSQL lists the tables of a schema that changed by more than 10% (plus 50 rows)
+// since they were last analyzed: the rule autovacuum applies, checked more often.
+const staleStatsSQL = `
+SELECT relname FROM pg_stat_user_tables
+WHERE schemaname = $1 AND n_mod_since_analyze > 50 + 0.1 * n_live_tup`
