@@ -1,6 +1,6 @@
 // Command demo runs Turnout end to end on an embedded default: it starts bin/ingest and
 // bin/projector against DATABASE_URL (make demo provides a throwaway PostgreSQL), delivers a
-// bundled, deterministic set of signed GoToWebinar events — shuffled, with redeliveries, one
+// bundled, deterministic set of signed GoToWebinar events (internal/scenario) — shuffled, with redeliveries, one
 // forged and one not-yet-understood delivery — waits until the analytics schema has caught
 // up, checks it against the figures expected from the events, and prints the conversion
 // tables. It then keeps everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -31,6 +32,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
 const demoSecret = "turnout-demo-secret"
@@ -82,8 +85,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("projector did not become ready (see %s): %w", projector.log, err)
 	}
 
-	events := sampleEvents()
-	exp := expected(events)
+	sc := scenario.Generate(2026)
+	events := sc.Events
+	exp := expected(sc)
 	counts, err := deliver(ctx, base, events)
 	if err != nil {
 		return err
@@ -98,10 +102,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := waitCaughtUp(ctx, conn, exp, 60*time.Second); err != nil {
+	if err := waitCaughtUp(ctx, conn, sc.Expected, 60*time.Second); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, as the events say.\n",
+	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, each webinar as the events say.\n",
 		exp.registrants, exp.attendees, exp.webinars)
 
 	for _, q := range []struct{ title, sql string }{
@@ -239,41 +243,28 @@ func post(ctx context.Context, base string, body []byte, secret string) (string,
 
 type figures struct{ webinars, registrants, attendees int }
 
-// expected derives, from the events themselves, what analytics.webinar_conversion must show.
-func expected(events [][]byte) figures {
-	type key struct{ w, r string }
-	webinars, regs, att := map[string]bool{}, map[key]bool{}, map[key]bool{}
-	for _, b := range events {
-		var e struct {
-			EventName     string      `json:"eventName"`
-			WebinarKey    json.Number `json:"webinarKey"`
-			RegistrantKey json.Number `json:"registrantKey"`
-		}
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.UseNumber()
-		_ = d.Decode(&e)
-		webinars[e.WebinarKey.String()] = true
-		if strings.HasPrefix(e.EventName, "registrant.") {
-			regs[key{e.WebinarKey.String(), e.RegistrantKey.String()}] = true
-		}
-		if e.EventName == "registrant.joined" {
-			att[key{e.WebinarKey.String(), e.RegistrantKey.String()}] = true
-		}
+// expected sums the scenario's per-webinar figures into what analytics.webinar_conversion
+// must show in total.
+func expected(sc scenario.Scenario) figures {
+	f := figures{webinars: len(sc.Expected)}
+	for _, w := range sc.Expected {
+		f.registrants += w.Registrants
+		f.attendees += w.Attendees
 	}
-	return figures{len(webinars), len(regs), len(att)}
+	return f
 }
 
-func waitCaughtUp(ctx context.Context, conn *pgx.Conn, want figures, within time.Duration) error {
+// waitCaughtUp waits until analytics.webinar_conversion shows, for every webinar, exactly
+// the registrants and attendees the scenario implies.
+func waitCaughtUp(ctx context.Context, conn *pgx.Conn, want map[string]scenario.Figures, within time.Duration) error {
 	deadline := time.Now().Add(within)
-	var got figures
 	for {
-		err := conn.QueryRow(ctx, `SELECT count(*), coalesce(sum(registrants), 0), coalesce(sum(attendees), 0) FROM analytics.webinar_conversion`).
-			Scan(&got.webinars, &got.registrants, &got.attendees)
-		if err == nil && got == want {
+		got, err := conversion(ctx, conn)
+		if err == nil && maps.Equal(got, want) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("analytics did not catch up: have %+v, want %+v (last error: %v)", got, want, err)
+			return fmt.Errorf("analytics did not catch up: have %v, want %v (last error: %v)", got, want, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -281,6 +272,21 @@ func waitCaughtUp(ctx context.Context, conn *pgx.Conn, want figures, within time
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func conversion(ctx context.Context, conn *pgx.Conn) (map[string]scenario.Figures, error) {
+	rows, err := conn.Query(ctx, `SELECT webinar_key, registrants, attendees FROM analytics.webinar_conversion`)
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]scenario.Figures{}
+	var key string
+	var f scenario.Figures
+	_, err = pgx.ForEachRow(rows, []any{&key, &f.Registrants, &f.Attendees}, func() error {
+		got[key] = f
+		return nil
+	})
+	return got, err
 }
 
 func printQuery(ctx context.Context, w io.Writer, conn *pgx.Conn, title, sql string) error {

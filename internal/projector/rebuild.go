@@ -201,6 +201,9 @@ func (p *Projector) prepareShadow(ctx context.Context) (projections.Position, bo
 	if err := projections.Create(ctx, tx, ShadowSchema); err != nil {
 		return projections.Position{}, false, fmt.Errorf("create shadow projections: %w", err)
 	}
+	if err := grantReader(ctx, tx, ShadowSchema); err != nil {
+		return projections.Position{}, false, err
+	}
 	if _, err := tx.Exec(ctx, parkedDDL(ShadowSchema)); err != nil {
 		return projections.Position{}, false, fmt.Errorf("create shadow parked table: %w", err)
 	}
