@@ -140,8 +140,14 @@ func normaliseKeys(doc map[string]any) *ValidationError {
 // runs on every request. Escaped strings, the rare case, are handed to
 // encoding/json, so unescaping is never re-implemented. FuzzParse checks the
 // result against encoding/json.
+//
+// The body is converted to a string once and every unescaped string and number in
+// the tree is a substring of it: one allocation instead of one per member name and
+// value. The tree (and an Event built from it) therefore keeps the whole body alive,
+// which costs nothing here: the caller holds the body for as long anyway.
 func decodeDocument(raw []byte) (map[string]any, *ValidationError) {
-	s := scanner{data: raw}
+	s := scanner{data: raw, text: string(raw)}
+	s.path = s.pathBuf[:0]
 	s.skipSpace()
 	if s.pos >= len(raw) {
 		return nil, invalid(ReasonMalformedJSON, "unexpected end of input")
@@ -163,9 +169,17 @@ func decodeDocument(raw []byte) (map[string]any, *ValidationError) {
 
 type scanner struct {
 	data []byte
+	text string // data as a string, for substrings
 	pos  int
 	path []string // member names and indexes of the enclosing values, for error details
+	// pathBuf backs path for the nesting real payloads have, so it is not grown.
+	pathBuf [4]string
 }
+
+// topLevelMembers is the capacity hint for the top-level object: the largest event,
+// registrant.added, has about two dozen members. Sizing the map once saves its growth
+// steps; nested objects (responses[], times[]) are small and start empty.
+const topLevelMembers = 24
 
 func (s *scanner) syntax() *ValidationError {
 	if s.pos >= len(s.data) {
@@ -201,7 +215,12 @@ func (s *scanner) where(last string) string {
 
 // object reads members up to the closing brace; the opening one is consumed.
 func (s *scanner) object(depth int) (map[string]any, *ValidationError) {
-	m := make(map[string]any)
+	var m map[string]any
+	if depth == 1 {
+		m = make(map[string]any, topLevelMembers)
+	} else {
+		m = make(map[string]any)
+	}
 	if s.peek() == '}' {
 		s.pos++
 		return m, nil
@@ -342,7 +361,7 @@ func (s *scanner) number() (json.Number, *ValidationError) {
 		}
 	}
 	s.pos = i
-	return json.Number(d[start:i]), nil
+	return json.Number(s.text[start:i]), nil
 }
 
 // string reads a JSON string; s.pos is at the opening quote. The body is
@@ -371,7 +390,7 @@ func (s *scanner) string() (string, *ValidationError) {
 	}
 	s.pos = i + 1
 	if !escaped {
-		return string(d[start+1 : i]), nil
+		return s.text[start+1 : i], nil
 	}
 	// encoding/json silently turns an unpaired UTF-16 surrogate escape into
 	// U+FFFD; PostgreSQL's jsonb refuses it, so refuse it here first.

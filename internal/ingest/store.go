@@ -90,6 +90,8 @@ type appender struct {
 	first map[string]int // event key → index of its first entry in the batch
 	fresh map[string]struct{}
 	msgs  []*message.Message
+	exec  commitOnInsert
+	pub   *wsql.Publisher // publishes through exec; built on first use
 }
 
 func (a *appender) append(ctx context.Context, pool *pgxpool.Pool, entries []eventlog.Entry, out []Outcome) ([]Outcome, error) {
@@ -136,62 +138,145 @@ func (a *appender) dedupe(entries []eventlog.Entry) {
 }
 
 // commit runs the batch's transaction, leaving the new keys in a.fresh.
+//
+// The transaction takes two round trips instead of four: BEGIN is pipelined with the key
+// claim, and the log INSERT that Watermill's publisher issues is pipelined with COMMIT
+// (see commitOnInsert). The transaction is driven with plain BEGIN/COMMIT statements on
+// an acquired connection rather than a pgx.Tx, because pgx.Tx sends BEGIN and COMMIT as
+// round trips of their own.
 func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []eventlog.Entry) (err error) {
 	clear(a.fresh)
-	tx, err := pool.Begin(ctx)
+	pc, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin append: %w", err)
+		return fmt.Errorf("acquire connection: %w", err)
 	}
+	// Release destroys a connection left inside a transaction, so even a failed
+	// rollback cannot hand a half-done batch to the next user of the connection.
+	defer pc.Release()
+	conn := pc.Conn()
 	defer func() {
-		if err != nil {
-			// The rollback error adds nothing: the transaction is lost either way, and
-			// pgx closes a connection it cannot roll back on, so the pool never hands out
-			// a connection stuck in a failed transaction.
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+		if err != nil && !conn.IsClosed() && conn.PgConn().TxStatus() != 'I' {
+			// The rollback error adds nothing: the transaction is lost either way.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), rollbackSQL)
 		}
 	}()
 
-	rows, err := tx.Query(ctx, claimKeysSQL, a.keys)
-	if err != nil {
-		return fmt.Errorf("claim event keys: %w", err)
+	var b pgx.Batch
+	b.Queue(beginSQL)
+	b.Queue(claimKeysSQL, a.keys)
+	br := conn.SendBatch(ctx, &b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return fmt.Errorf("begin append: %w", err)
 	}
+	rows, _ := br.Query() // a query error surfaces from ForEachRow
 	var key string
 	_, err = pgx.ForEachRow(rows, []any{&key}, func() error {
 		a.fresh[key] = struct{}{}
 		return nil
 	})
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("claim event keys: %w", err)
 	}
 
-	if len(a.fresh) > 0 {
-		a.msgs = a.msgs[:0]
-		for i, e := range entries {
-			if _, isNew := a.fresh[e.EventKey]; isNew && a.first[e.EventKey] == i {
-				m := eventlog.NewMessage(e)
-				// The publisher runs its INSERT with the first message's context.
-				m.SetContext(ctx)
-				a.msgs = append(a.msgs, m)
-			}
+	if len(a.fresh) == 0 {
+		if _, err := conn.Exec(ctx, commitSQL); err != nil {
+			return fmt.Errorf("commit append: %w", err)
 		}
-		// The publisher is a thin wrapper around the transaction; building one per batch
-		// costs a few small allocations. Its only log line is a Trace carrying the query
-		// arguments, i.e. the payloads, which must never be logged: hence the no-op logger.
-		pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), eventlog.PublisherConfig(), watermill.NopLogger{})
+		return nil
+	}
+	a.msgs = a.msgs[:0]
+	for i, e := range entries {
+		if _, isNew := a.fresh[e.EventKey]; isNew && a.first[e.EventKey] == i {
+			m := eventlog.NewMessage(e)
+			// The publisher runs its INSERT with the first message's context.
+			m.SetContext(ctx)
+			a.msgs = append(a.msgs, m)
+		}
+	}
+	if a.pub == nil {
+		// Its only log line is a Trace carrying the query arguments, i.e. the payloads,
+		// which must never be logged: hence the no-op logger.
+		a.pub, err = wsql.NewPublisher(&a.exec, eventlog.PublisherConfig(), watermill.NopLogger{})
 		if err != nil {
 			return fmt.Errorf("create log publisher: %w", err)
 		}
-		if err := pub.Publish(eventlog.Topic, a.msgs...); err != nil {
-			return fmt.Errorf("publish to event log: %w", err)
-		}
-		clear(a.msgs) // drop references to the bodies until the next batch
 	}
-
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit append: %w", err)
+	a.exec = commitOnInsert{conn: conn}
+	err = a.pub.Publish(eventlog.Topic, a.msgs...)
+	committed := a.exec.committed
+	a.exec = commitOnInsert{}
+	clear(a.msgs) // drop references to the bodies until the next batch
+	if err != nil {
+		return fmt.Errorf("publish to event log: %w", err)
+	}
+	if !committed {
+		return errors.New("publish to event log: the publisher issued no INSERT")
 	}
 	return nil
 }
+
+// Transaction control, sent as statements so they can share a pipeline with the batch's
+// other statements.
+const (
+	beginSQL    = "BEGIN"
+	commitSQL   = "COMMIT"
+	rollbackSQL = "ROLLBACK"
+)
+
+// commitOnInsert is the database handle given to Watermill's publisher inside a batch
+// transaction. Its ExecContext sends the publisher's INSERT and then COMMIT in one
+// pipeline, so the log rows and the batch's key claims commit together one round trip
+// after they are sent. If the INSERT fails, PostgreSQL skips the rest of the pipeline:
+// COMMIT never runs and the transaction is left aborted for the caller to roll back.
+//
+// It serves exactly one ExecContext per transaction (Publish issues one INSERT for all
+// its messages) and supports no queries.
+type commitOnInsert struct {
+	conn      *pgx.Conn
+	committed bool
+}
+
+// ExecContext runs query with args, then COMMIT, in one round trip.
+func (e *commitOnInsert) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
+	if e.conn == nil || e.committed {
+		return nil, errors.New("insert into event log: no open batch transaction")
+	}
+	var b pgx.Batch
+	b.Queue(query, args...)
+	b.Queue(commitSQL)
+	br := e.conn.SendBatch(ctx, &b)
+	tag, err := br.Exec()
+	if err != nil {
+		_ = br.Close()
+		return nil, err // the publisher wraps it
+	}
+	ctag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("commit append: %w", err)
+	}
+	// COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK.
+	if ctag.String() != commitSQL {
+		return nil, fmt.Errorf("commit append: transaction ended with %q", ctag.String())
+	}
+	e.committed = true
+	return rowsAffected(tag.RowsAffected()), nil
+}
+
+// QueryContext is not used by the publisher and not supported.
+func (e *commitOnInsert) QueryContext(context.Context, string, ...any) (wsql.Rows, error) {
+	return nil, errors.New("query event log: not supported inside a batch append")
+}
+
+type rowsAffected int64
+
+func (n rowsAffected) RowsAffected() (int64, error) { return int64(n), nil }
 
 // retryable reports whether err is a transient conflict worth retrying the batch for.
 func retryable(err error) bool {

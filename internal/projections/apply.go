@@ -30,8 +30,8 @@ type Position struct {
 // sorts of DISTINCT ON stay in memory.
 const BatchSize = 50000
 
-// rebuildWorkMem is the work_mem ApplyLog sets for its transaction: enough to sort a
-// BatchSize chunk of staged payloads in memory.
+// rebuildWorkMem is the work_mem ApplyLog sets for its transaction: enough to sort the
+// staged registrant fields of a BatchSize chunk in memory.
 const rebuildWorkMem = "64MB"
 
 // Event names the statements care about.
@@ -122,29 +122,21 @@ func eventName(payload []byte) string {
 func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 	all := names == nil || names[""]
 	has := func(n string) bool { return all || names[n] }
-	registrant := has(nameAdded) || has(nameJoined)
-	webinar := has(nameCreated) || has(nameChanged)
-	// Order matters: registrants.sql counts into the webinar row webinar_stub.sql creates,
-	// joins.sql updates the registrant row registrants.sql creates, and webinar_times is
-	// derived from the webinar layers.
-	if registrant {
-		b.Queue(st.webinarStub)
-	}
+	// Order matters: webinar_times is derived from the webinar layers. registrants.sql
+	// writes its own webinar rows (stub layer and counters), so it may run before or after
+	// the webinar statements.
 	if has(nameCreated) {
 		b.Queue(st.webinarCreated)
 	}
 	if has(nameChanged) {
 		b.Queue(st.webinarChanged)
 	}
-	if webinar {
+	if has(nameCreated) || has(nameChanged) {
 		b.Queue(st.timesDelete)
 		b.Queue(st.timesInsert)
 	}
-	if registrant {
+	if has(nameAdded) || has(nameJoined) {
 		b.Queue(st.registrants)
-	}
-	if has(nameJoined) {
-		b.Queue(st.joins)
 	}
 }
 
@@ -164,27 +156,29 @@ func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
 		return 0, fmt.Errorf("create staging table: %w", err)
 	}
-	// The DISTINCT ON sorts carry whole payloads; with the default 4MB they spill to disk.
-	// Transaction-local (reverted at the end of the caller's transaction or savepoint).
+	// The DISTINCT ON sorts carry every registrant field of a chunk; with the default 4MB
+	// they spill to disk. Transaction-local (reverted at the end of the caller's
+	// transaction or savepoint).
 	if _, err := tx.Exec(ctx, "SELECT set_config('work_mem', $1, true)", rebuildWorkMem); err != nil {
 		return 0, fmt.Errorf("set work_mem: %w", err)
 	}
 	var total int64
 	cursor := after
 	upToTx := strconv.FormatUint(upTo.TxID, 10)
-	for {
+	for cursor != upTo {
 		b := &pgx.Batch{}
 		// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
+		// No ANALYZE of the chunk: the projection statements are written so that their
+		// plans do not hinge on the stage's statistics (sorts, not joins, over the stage),
+		// and TRUNCATE already invalidates the cached plans, so each chunk is planned
+		// against the current sizes of the target tables.
 		b.Queue("TRUNCATE pg_temp.turnout_stage")
 		b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
-		// Fresh statistics, so the planner knows the staged chunk's size; only the narrow
-		// columns: sampling the jsonb would cost as much as a projection statement.
-		b.Queue("ANALYZE pg_temp.turnout_stage (pos, name, wk, rk)")
-		var n int64
+		var n, created, changed, registrant int64
 		var lastTx string
 		var lastOffset int64
 		b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&n, &lastTx, &lastOffset)
+			err := row.Scan(&n, &created, &changed, &registrant, &lastTx, &lastOffset)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
@@ -196,10 +190,18 @@ func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 		if n == 0 {
 			return total, nil
 		}
+		// Only the statements the chunk has events for: each costs a scan of the stage
+		// even when it has nothing to do, and most chunks hold registrant events only.
 		b = &pgx.Batch{}
-		queueProjections(b, st, nil)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return total, fmt.Errorf("apply log rows after %v to %s: %w", cursor, schema, err)
+		queueProjections(b, st, map[string]bool{
+			nameCreated: created > 0,
+			nameChanged: changed > 0,
+			nameAdded:   registrant > 0,
+		})
+		if b.Len() > 0 {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return total, fmt.Errorf("apply log rows after %v to %s: %w", cursor, schema, err)
+			}
 		}
 		total += n
 		txid, err := strconv.ParseUint(lastTx, 10, 64)
@@ -211,4 +213,5 @@ func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 			return total, nil
 		}
 	}
+	return total, nil
 }

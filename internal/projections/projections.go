@@ -83,9 +83,9 @@ func StoredVersion(ctx context.Context, q Querier, schema string) (version strin
 type statements struct {
 	schema, views, meta                                       string
 	stageCreate, stageClear, stageEvents, stageLog, stageLast string
-	webinarStub, webinarCreated, webinarChanged               string
+	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
-	registrants, joins, ceiling                               string
+	registrants, ceiling                                      string
 }
 
 var rendered sync.Map // schema name -> *statements
@@ -108,21 +108,24 @@ func statementsFor(schema string) (*statements, error) {
 		}
 		return strings.ReplaceAll(string(b), "{{schema}}", ident)
 	}
+	// The staging INSERT is shared; only where its rows come from differs.
+	stageInsert := load("projections/stage_insert.sql")
+	stageFrom := func(name string) string {
+		return strings.ReplaceAll(stageInsert, "{{source}}", load(name))
+	}
 	st := &statements{
 		schema:         load("analytics/schema.sql"),
 		views:          load("analytics/views.sql"),
 		stageCreate:    load("projections/stage_create.sql"),
 		stageClear:     load("projections/stage_clear.sql"),
-		stageEvents:    load("projections/stage_events.sql"),
-		stageLog:       load("projections/stage_log.sql"),
+		stageEvents:    stageFrom("projections/stage_from_events.sql"),
+		stageLog:       stageFrom("projections/stage_from_log.sql"),
 		stageLast:      load("projections/stage_last.sql"),
-		webinarStub:    load("projections/webinar_stub.sql"),
 		webinarCreated: load("projections/webinar_created.sql"),
 		webinarChanged: load("projections/webinar_changed.sql"),
 		timesDelete:    load("projections/webinar_times_delete.sql"),
 		timesInsert:    load("projections/webinar_times_insert.sql"),
 		registrants:    load("projections/registrants.sql"),
-		joins:          load("projections/joins.sql"),
 		ceiling:        load("projections/ceiling.sql"),
 		meta:           "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
 	}
