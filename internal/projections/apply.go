@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -149,69 +151,144 @@ func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 
 // applyLog is ApplyLog with a chosen chunk size (tests use small ones).
 func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position, batchSize int) (int64, error) {
-	st, err := statementsFor(schema)
+	st, err := prepareChunks(ctx, tx, schema)
 	if err != nil {
 		return 0, err
-	}
-	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
-		return 0, fmt.Errorf("create staging table: %w", err)
-	}
-	// The DISTINCT ON sorts carry every registrant field of a chunk; with the default 4MB
-	// they spill to disk. Transaction-local (reverted at the end of the caller's
-	// transaction or savepoint).
-	if _, err := tx.Exec(ctx, "SELECT set_config('work_mem', $1, true)", rebuildWorkMem); err != nil {
-		return 0, fmt.Errorf("set work_mem: %w", err)
 	}
 	var total int64
 	cursor := after
 	upToTx := strconv.FormatUint(upTo.TxID, 10)
 	for cursor != upTo {
-		b := &pgx.Batch{}
-		// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
-		// No ANALYZE of the chunk: the projection statements are written so that their
-		// plans do not hinge on the stage's statistics (sorts, not joins, over the stage),
-		// and TRUNCATE already invalidates the cached plans, so each chunk is planned
-		// against the current sizes of the target tables.
-		b.Queue("TRUNCATE pg_temp.turnout_stage")
-		b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
-		var n, created, changed, registrant int64
-		var lastTx string
-		var lastOffset int64
-		b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&n, &created, &changed, &registrant, &lastTx, &lastOffset)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			return err
+		n, last, err := applyChunk(ctx, tx, schema, st, func(b *pgx.Batch) {
+			b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
 		})
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return total, fmt.Errorf("stage log rows after %v: %w", cursor, err)
+		if err != nil {
+			return total, fmt.Errorf("apply log rows after %v: %w", cursor, err)
 		}
 		if n == 0 {
 			return total, nil
 		}
-		// Only the statements the chunk has events for: each costs a scan of the stage
-		// even when it has nothing to do, and most chunks hold registrant events only.
-		b = &pgx.Batch{}
-		queueProjections(b, st, map[string]bool{
-			nameCreated: created > 0,
-			nameChanged: changed > 0,
-			nameAdded:   registrant > 0,
-		})
-		if b.Len() > 0 {
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return total, fmt.Errorf("apply log rows after %v to %s: %w", cursor, schema, err)
-			}
-		}
 		total += n
-		txid, err := strconv.ParseUint(lastTx, 10, 64)
-		if err != nil {
-			return total, fmt.Errorf("parse transaction id %q: %w", lastTx, err)
-		}
-		cursor = Position{TxID: txid, Offset: lastOffset}
+		cursor = last
 		if n < int64(batchSize) {
 			return total, nil
 		}
 	}
 	return total, nil
+}
+
+// PrefetchLog parses the log rows with after < (transaction_id, offset) <= upTo into a new
+// unlogged table of schema named table, in the staging table's shape, for ApplyPrefetched
+// to apply later, on another connection. Parsing the payloads is about half of a rebuild's
+// work, and it does not depend on the projection's state, so a rebuild parses the next
+// chunk on one core while the other applies the previous one. It returns the number of
+// rows and does not commit.
+func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, upTo Position) (int64, error) {
+	st, err := statementsFor(schema)
+	if err != nil {
+		return 0, err
+	}
+	if err := PrepareConn(ctx, tx); err != nil { // the shape to copy
+		return 0, err
+	}
+	target := pgx.Identifier{schema, table}.Sanitize()
+	// UNLOGGED: a prefetched chunk is scratch data, recomputed if lost; no WAL for it.
+	if _, err := tx.Exec(ctx, "CREATE UNLOGGED TABLE "+target+" (LIKE "+stageTable+")"); err != nil {
+		return 0, fmt.Errorf("create prefetch table: %w", err)
+	}
+	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target),
+		strconv.FormatUint(after.TxID, 10), after.Offset, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, math.MaxInt32)
+	if err != nil {
+		return 0, fmt.Errorf("prefetch log rows after %v: %w", after, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ApplyPrefetched applies the rows that PrefetchLog put in table to schema inside tx, set
+// based as ApplyLog does, and drops the table. It returns the number of rows applied and
+// does not commit.
+func ApplyPrefetched(ctx context.Context, tx pgx.Tx, schema, table string) (int64, error) {
+	st, err := prepareChunks(ctx, tx, schema)
+	if err != nil {
+		return 0, err
+	}
+	source := pgx.Identifier{schema, table}.Sanitize()
+	n, _, err := applyChunk(ctx, tx, schema, st, func(b *pgx.Batch) {
+		// LIKE gave the prefetch table the staging table's columns, in its order.
+		b.Queue("INSERT INTO " + stageTable + " SELECT * FROM " + source)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("apply prefetched %s: %w", table, err)
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE "+source); err != nil {
+		return 0, fmt.Errorf("drop prefetch table: %w", err)
+	}
+	return n, nil
+}
+
+// prepareChunks readies tx for applying big chunks: the staging table, and a work_mem
+// for the chunk's sorts.
+func prepareChunks(ctx context.Context, tx pgx.Tx, schema string) (*statements, error) {
+	st, err := statementsFor(schema)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
+		return nil, fmt.Errorf("create staging table: %w", err)
+	}
+	// The DISTINCT ON sorts carry every registrant field of a chunk; with the default 4MB
+	// they spill to disk. Transaction-local (reverted at the end of the caller's
+	// transaction or savepoint).
+	if _, err := tx.Exec(ctx, "SELECT set_config('work_mem', $1, true)", rebuildWorkMem); err != nil {
+		return nil, fmt.Errorf("set work_mem: %w", err)
+	}
+	return st, nil
+}
+
+// applyChunk stages one chunk (the statement stage queues fills the staging table) and
+// applies it; it returns the number of staged rows and the log position of the last one.
+func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, stage func(*pgx.Batch)) (int64, Position, error) {
+	b := &pgx.Batch{}
+	// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
+	// No ANALYZE of the chunk: the projection statements are written so that their
+	// plans do not hinge on the stage's statistics (sorts, not joins, over the stage),
+	// and TRUNCATE already invalidates the cached plans, so each chunk is planned
+	// against the current sizes of the target tables.
+	b.Queue("TRUNCATE " + stageTable)
+	stage(b)
+	var n, created, changed, registrant int64
+	var lastTx string
+	var last Position
+	b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&n, &created, &changed, &registrant, &lastTx, &last.Offset)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, last, fmt.Errorf("stage: %w", err)
+	}
+	if n == 0 {
+		return 0, last, nil
+	}
+	txid, err := strconv.ParseUint(lastTx, 10, 64)
+	if err != nil {
+		return 0, last, fmt.Errorf("parse transaction id %q: %w", lastTx, err)
+	}
+	last.TxID = txid
+	// Only the statements the chunk has events for: each costs a scan of the stage
+	// even when it has nothing to do, and most chunks hold registrant events only.
+	b = &pgx.Batch{}
+	queueProjections(b, st, map[string]bool{
+		nameCreated: created > 0,
+		nameChanged: changed > 0,
+		nameAdded:   registrant > 0,
+	})
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return 0, last, fmt.Errorf("apply to %s: %w", schema, err)
+		}
+	}
+	return n, last, nil
 }

@@ -83,6 +83,7 @@ func StoredVersion(ctx context.Context, q Querier, schema string) (version strin
 type statements struct {
 	schema, views, meta                                       string
 	stageCreate, stageClear, stageEvents, stageLog, stageLast string
+	prefetchLog                                               string
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants, ceiling                                      string
@@ -91,6 +92,9 @@ type statements struct {
 var rendered sync.Map // schema name -> *statements
 
 // statementsFor renders (once per schema name) every SQL file for schema.
+// stageTable is the session's staging table, which the projection statements read.
+const stageTable = "pg_temp.turnout_stage"
+
 func statementsFor(schema string) (*statements, error) {
 	if v, ok := rendered.Load(schema); ok {
 		return v.(*statements), nil
@@ -111,15 +115,17 @@ func statementsFor(schema string) (*statements, error) {
 	// The staging INSERT is shared; only where its rows come from differs.
 	stageInsert := load("projections/stage_insert.sql")
 	stageFrom := func(name string) string {
-		return strings.ReplaceAll(stageInsert, "{{source}}", load(name))
+		return strings.ReplaceAll(strings.ReplaceAll(stageInsert, "{{source}}", load(name)), "{{stage}}", stageTable)
 	}
 	st := &statements{
-		schema:         load("analytics/schema.sql"),
-		views:          load("analytics/views.sql"),
-		stageCreate:    load("projections/stage_create.sql"),
-		stageClear:     load("projections/stage_clear.sql"),
-		stageEvents:    stageFrom("projections/stage_from_events.sql"),
-		stageLog:       stageFrom("projections/stage_from_log.sql"),
+		schema:      load("analytics/schema.sql"),
+		views:       load("analytics/views.sql"),
+		stageCreate: load("projections/stage_create.sql"),
+		stageClear:  load("projections/stage_clear.sql"),
+		stageEvents: stageFrom("projections/stage_from_events.sql"),
+		stageLog:    stageFrom("projections/stage_from_log.sql"),
+		// {{stage}} stays: PrefetchLog names a table per chunk.
+		prefetchLog:    strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
 		stageLast:      load("projections/stage_last.sql"),
 		webinarCreated: load("projections/webinar_created.sql"),
 		webinarChanged: load("projections/webinar_changed.sql"),

@@ -6,7 +6,7 @@
 -- The casts that can fail (a malformed date or joinTime) are applied to the events of the
 -- kind that carries the field, and to every such event: an event that fails one fails the
 -- apply the same way in a live apply and in a rebuild, wherever it ranks in its chunk.
-INSERT INTO pg_temp.turnout_stage (
+INSERT INTO {{stage}} (
     tx, pos, received_at, name, wk, rk, ts, p, event_key, session_key, join_time,
     email, first_name, last_name, organization, job_title, phone, industry, comments,
     registration_date, registration_source, status, join_url, responses,
