@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +20,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/turnout-analytics/turnout/internal/webhook"
 )
 
 const benchSecret = "bench-secret-key"
@@ -292,16 +291,13 @@ var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 5
 // status code.
 func postSigned(ctx context.Context, base string, body []byte) (int, error) {
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	mac := hmac.New(sha256.New, []byte(benchSecret))
-	mac.Write([]byte(ts + ":"))
-	mac.Write(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/gotowebinar/callback", bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Signature-Timestamp", ts)
-	req.Header.Set("X-Webhook-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	req.Header.Set(webhook.HeaderTimestamp, ts)
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign([]byte(benchSecret), ts, body))
 	resp, err := benchClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -9,9 +9,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +29,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/turnout-analytics/turnout/internal/webhook"
 
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
@@ -219,16 +218,13 @@ func deliver(ctx context.Context, base string, events [][]byte) (map[string]int,
 
 func post(ctx context.Context, base string, body []byte, secret string) (string, int, error) {
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + ":"))
-	mac.Write(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/gotowebinar/callback", bytes.NewReader(body))
 	if err != nil {
 		return "", 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Signature-Timestamp", ts)
-	req.Header.Set("X-Webhook-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	req.Header.Set(webhook.HeaderTimestamp, ts)
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign([]byte(secret), ts, body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", 0, err
