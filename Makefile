@@ -25,6 +25,7 @@ lint: ## gofmt, go vet and staticcheck
 
 fuzz: ## run each fuzz target for FUZZTIME (default 15s) on its committed seed corpus
 	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-15s}
+	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzParseTimestamp$$' -fuzztime $${FUZZTIME:-15s}
 	$(GO) test ./internal/domain -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-15s}
 
 demo: build ## run the pipeline on the bundled signed sample deliveries and print the conversion tables

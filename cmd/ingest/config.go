@@ -21,6 +21,7 @@ type config struct {
 	DatabaseURL     string               // DATABASE_URL, required
 	SecretKeys      [][]byte             // G2W_SECRET_KEYS, comma-separated; required unless observe
 	Mode            ingest.SignatureMode // G2W_SIGNATURE_MODE: enforce (default) | observe
+	TSTolerance     time.Duration        // G2W_TIMESTAMP_TOLERANCE: replay window, default 0 (off)
 	Addr            string               // INGEST_ADDR, default ":8080"
 	DebugAddr       string               // INGEST_DEBUG_ADDR: net/http/pprof listener, off when empty
 	BatchMax        int                  // INGEST_BATCH_MAX, default ingest.DefaultBatchMax
@@ -31,15 +32,8 @@ type config struct {
 	Migrate         bool                 // -migrate, default true
 }
 
-// HTTP server timeouts. WriteTimeout must exceed the batch commit timeout so a slow
-// database answers 503 instead of cutting the connection.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = ingest.DefaultCommitTimeout + 10*time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-)
+// maxTimestampTolerance bounds G2W_TIMESTAMP_TOLERANCE: a wider window protects nothing.
+const maxTimestampTolerance = 24 * time.Hour
 
 // loadConfig reads the configuration, reporting every missing or bad variable by name in
 // one error. Secrets never appear in the error.
@@ -64,6 +58,8 @@ Environment:
   DATABASE_URL             postgres:// URL (required)
   G2W_SECRET_KEYS          comma-separated GoTo secret key values (required unless observe)
   G2W_SIGNATURE_MODE       enforce (default) | observe
+  G2W_TIMESTAMP_TOLERANCE  replay window for the signed timestamp, e.g. 5m (default 0: off,
+                           until GoTo's timestamp format is confirmed live)
   INGEST_ADDR              listen address (default :8080)
   INGEST_DEBUG_ADDR        serve Go's pprof profiles here, e.g. 127.0.0.1:6060 (default: off)
   INGEST_BATCH_MAX         deliveries per commit (default 256)
@@ -119,6 +115,8 @@ Flags:`)
 		bad("G2W_SECRET_KEYS", "required unless G2W_SIGNATURE_MODE=observe")
 	}
 
+	durationVar(getenv, "G2W_TIMESTAMP_TOLERANCE", &cfg.TSTolerance, 0, maxTimestampTolerance, bad)
+
 	if v := getenv("INGEST_ADDR"); v != "" {
 		cfg.Addr = v
 	}
@@ -164,10 +162,11 @@ func durationVar(getenv func(string) string, name string, dst *time.Duration, lo
 // serviceConfig is the ingest.Config the binary runs with.
 func (c config) serviceConfig() ingest.Config {
 	return ingest.Config{
-		SecretKeys:   c.SecretKeys,
-		Mode:         c.Mode,
-		BatchMax:     c.BatchMax,
-		BatchWait:    c.BatchWait,
-		BatchWorkers: c.BatchWorkers,
+		SecretKeys:         c.SecretKeys,
+		Mode:               c.Mode,
+		TimestampTolerance: c.TSTolerance,
+		BatchMax:           c.BatchMax,
+		BatchWait:          c.BatchWait,
+		BatchWorkers:       c.BatchWorkers,
 	}
 }

@@ -91,15 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           svc.Handler(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := svc.NewServer(ingest.ServerConfig{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
 	if cfg.DebugAddr != "" {
 		// Opt-in profiling on its own listener, never on the public one.
 		dbg := http.NewServeMux()
@@ -107,14 +99,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		dbg.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		dbg.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		dbg.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		dsrv := &http.Server{Addr: cfg.DebugAddr, Handler: dbg, ReadHeaderTimeout: readHeaderTimeout}
+		dsrv := &http.Server{Addr: cfg.DebugAddr, Handler: dbg, ReadHeaderTimeout: ingest.DefaultReadHeaderTimeout}
 		go func() { _ = dsrv.ListenAndServe() }()
 		defer dsrv.Close()
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("ingest listening", slog.String("addr", ln.Addr().String()),
-		slog.String("signature_mode", string(cfg.Mode)), slog.Int("secret_keys", len(cfg.SecretKeys)))
+		slog.String("signature_mode", string(cfg.Mode)), slog.Int("secret_keys", len(cfg.SecretKeys)),
+		slog.Duration("timestamp_tolerance", cfg.TSTolerance))
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 
 	select {

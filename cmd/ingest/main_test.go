@@ -46,8 +46,14 @@ func TestRunReportsEveryBadVariable(t *testing.T) {
 		{"bad tunables, all named at once", map[string]string{
 			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k",
 			"INGEST_BATCH_MAX": "0", "INGEST_BATCH_WAIT": "soon", "INGEST_BATCH_WORKERS": "many",
-			"INGEST_SHUTDOWN_TIMEOUT": "-1s", "LOG_LEVEL": "loud",
-		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL"}, nil},
+			"INGEST_SHUTDOWN_TIMEOUT": "-1s", "LOG_LEVEL": "loud", "G2W_TIMESTAMP_TOLERANCE": "5",
+		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL", "G2W_TIMESTAMP_TOLERANCE"}, nil},
+		{"negative tolerance", map[string]string{
+			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "-5m",
+		}, nil, []string{"G2W_TIMESTAMP_TOLERANCE"}, nil},
+		{"tolerance beyond a day", map[string]string{
+			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "25h",
+		}, nil, []string{"G2W_TIMESTAMP_TOLERANCE"}, nil},
 		{"unknown flag", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k"},
 			[]string{"-nope"}, []string{"nope"}, nil},
 	}
@@ -83,8 +89,11 @@ func TestLoadConfig(t *testing.T) {
 		{"defaults", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": " a , b "}, nil,
 			func(c config) bool {
 				return c.Addr == ":8080" && c.Mode == ingest.Enforce && c.Migrate && len(c.SecretKeys) == 2 &&
-					string(c.SecretKeys[0]) == "a" && string(c.SecretKeys[1]) == "b" && c.BatchMax == ingest.DefaultBatchMax
+					string(c.SecretKeys[0]) == "a" && string(c.SecretKeys[1]) == "b" && c.BatchMax == ingest.DefaultBatchMax &&
+					c.serviceConfig().TimestampTolerance == 0
 			}},
+		{"replay window", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "5m"}, nil,
+			func(c config) bool { return c.serviceConfig().TimestampTolerance == 5*time.Minute }},
 		{"observe needs no keys", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SIGNATURE_MODE": "observe"}, nil,
 			func(c config) bool { return c.Mode == ingest.Observe && len(c.SecretKeys) == 0 }},
 		{"tunables and flag", map[string]string{
@@ -250,5 +259,96 @@ func assertPoolClosedCleanly(t *testing.T, pool *pgxpool.Pool) {
 	}
 	if open != 0 {
 		t.Errorf("%d sessions left idle in transaction", open)
+	}
+}
+
+// startRun runs the binary's run with env on a free port and returns its base URL; the
+// run is stopped, and must return cleanly, when the test ends.
+func startRun(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lineWriter{lines: make(chan string, 4)}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, env(vars), out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return within 30s of cancellation")
+		}
+	})
+	select {
+	case line := <-out.lines:
+		return "http://" + strings.TrimPrefix(line, "listening on ")
+	case err := <-done:
+		t.Fatalf("run ended before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not start listening within 30s")
+	}
+	return ""
+}
+
+// TestRunServesWithTheWindowAndLimits checks the wiring: G2W_TIMESTAMP_TOLERANCE reaches
+// the handler, and the server run builds carries the header limit (ingest.NewServer).
+func TestRunServesWithTheWindowAndLimits(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.Pool(t)
+	key := []byte("window-test-key")
+	base := startRun(t, map[string]string{
+		"DATABASE_URL":            dbURL,
+		"G2W_SECRET_KEYS":         string(key),
+		"G2W_TIMESTAMP_TOLERANCE": "5m",
+		"INGEST_ADDR":             "127.0.0.1:0",
+		"LOG_LEVEL":               "error",
+	})
+	deliver := func(eventKey, ts string, extra http.Header) (int, string) {
+		body := fmt.Appendf(nil, `{"eventName":"webinar.created","eventVersion":"1.0.0","product":"g2w","eventKey":%q,"webinarKey":9100000000000000001}`, eventKey)
+		req, err := http.NewRequest(http.MethodPost, base+ingest.CallbackPath, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(webhook.HeaderTimestamp, ts)
+		req.Header.Set(webhook.HeaderSignature, webhook.Sign(key, ts, body))
+		for k, v := range extra {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("deliver %s: %v", eventKey, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	now := time.Now()
+	tests := []struct {
+		name, eventKey, ts string
+		extra              http.Header
+		want               int
+	}{
+		{"fresh", "window-fresh", fmt.Sprint(now.UnixMilli()), nil, http.StatusOK},
+		{"stale", "window-stale", fmt.Sprint(now.Add(-time.Hour).UnixMilli()), nil, http.StatusUnauthorized},
+		{"oversized headers", "window-big-headers", fmt.Sprint(now.UnixMilli()),
+			http.Header{"X-Padding": {strings.Repeat("a", ingest.DefaultMaxHeaderBytes+8<<10)}}, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		if code, resp := deliver(tt.eventKey, tt.ts, tt.extra); code != tt.want {
+			t.Errorf("%s: got %d %s, want %d", tt.name, code, resp, tt.want)
+		}
+	}
+	rows, err := pool.Query(context.Background(), `SELECT event_key FROM watermill_gotowebinar_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[window-fresh]" {
+		t.Errorf("log holds %v, want [window-fresh]", keys)
 	}
 }

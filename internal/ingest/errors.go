@@ -24,6 +24,8 @@ var (
 	bodyDuplicate   = []byte(`{"status":"duplicate"}` + "\n")
 	bodyMissingSig  = []byte(`{"error":"unauthorized","reason":"missing_signature"}` + "\n")
 	bodyBadSig      = []byte(`{"error":"unauthorized","reason":"bad_signature"}` + "\n")
+	bodyStaleTS     = []byte(`{"error":"unauthorized","reason":"stale_timestamp"}` + "\n")
+	bodyBadTS       = []byte(`{"error":"unauthorized","reason":"bad_timestamp"}` + "\n")
 	bodyTooLarge    = []byte(`{"error":"too_large"}` + "\n")
 	bodyUnavailable = []byte(`{"error":"unavailable"}` + "\n")
 	bodyBadRequest  = []byte(`{"error":"bad_request"}` + "\n")
@@ -34,7 +36,9 @@ var (
 // the only place that decides status codes for failures:
 //
 //	413 too_large                 body over the limit (Content-Length or streamed)
-//	401 unauthorized              signature missing or wrong (enforce mode)
+//	401 unauthorized              signature missing or wrong (enforce mode); or, with
+//	                              the replay window on, a verified delivery whose
+//	                              timestamp is stale or unparseable
 //	400 invalid                   body is not acceptable JSON at all: malformed_json,
 //	                              invalid_utf8, duplicate_key, too_deep (quarantined)
 //	422 invalid                   JSON that breaks the contract: schema, invalid_key,
@@ -51,6 +55,10 @@ func errorResponse(err error) (int, []byte) {
 		return http.StatusUnauthorized, bodyMissingSig
 	case errors.Is(err, webhook.ErrBadSignature):
 		return http.StatusUnauthorized, bodyBadSig
+	case errors.Is(err, webhook.ErrStaleTimestamp):
+		return http.StatusUnauthorized, bodyStaleTS
+	case errors.Is(err, webhook.ErrBadTimestamp):
+		return http.StatusUnauthorized, bodyBadTS
 	case errors.As(err, &ve):
 		return validationStatus(ve.Reason), validationBody(ve)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):

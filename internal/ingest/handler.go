@@ -26,6 +26,18 @@ const CallbackPath = "/gotowebinar/callback"
 // an authentic delivery is kept even if its sender hangs up.
 const quarantineTimeout = 5 * time.Second
 
+// maxEventKeyBytes bounds an eventKey (GoTo's are 36-character UUIDs). The key is the
+// primary key of ingest_event_keys, and a B-tree entry over about 2.7 kB makes the
+// INSERT fail; since deliveries share a batch transaction, one authentic delivery with
+// a huge key would otherwise fail every delivery committed with it, and itself forever
+// on each retry. It is quarantined instead.
+const maxEventKeyBytes = 256
+
+var errEventKeyTooLong = &domain.ValidationError{
+	Reason: domain.ReasonSchema,
+	Detail: "/eventKey: longer than " + strconv.Itoa(maxEventKeyBytes) + " bytes",
+}
+
 // quarantinedHeaders are the request headers kept with a quarantined body for diagnosis.
 var quarantinedHeaders = []string{
 	"Content-Type", "User-Agent", webhook.HeaderSignature, webhook.HeaderTimestamp, "X-Forwarded-For",
@@ -61,6 +73,13 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 
 // callback receives one delivery: size check, signature, validation, then either the
 // quarantine or the event log. It answers only once the delivery is durably stored.
+//
+// Content-Type is deliberately not checked. GoTo sends application/json, but the
+// signature covers the body, not the headers, and there is no way to re-fetch a
+// delivery: answering 415 to an authentic one whose header a proxy rewrote, or that
+// GoTo labels differently one day, would lose it. Whatever the header says, the body
+// must be a JSON event, or it is quarantined like any other authentic invalid body
+// (the header is kept with it).
 func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 	received := time.Now().UTC()
 
@@ -89,7 +108,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	verified, err := s.verify(r, body)
+	verified, err := s.verify(r, body, received)
 	if err != nil {
 		s.fail(w, outcomeUnauthorized, err)
 		return
@@ -101,6 +120,10 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	env := ev.Envelope()
+	if len(env.EventKey) > maxEventKeyBytes {
+		s.quarantine(w, r, received, verified, body, errEventKeyTooLong)
+		return
+	}
 	outcome, err := s.batcher.submit(r.Context(), eventlog.Entry{
 		Body:              body,
 		EventName:         env.EventName,
@@ -135,25 +158,39 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// verify checks the delivery's signature. It returns whether the delivery is verified,
-// and an error only when the delivery must be refused (Enforce mode).
-func (s *Service) verify(r *http.Request, body []byte) (bool, error) {
+// verify checks the delivery's signature and, with the replay window on, its signed
+// timestamp against received (when the request arrived, so a slow upload does not
+// age it). It returns whether the delivery is verified, and an error only when the
+// delivery must be refused (Enforce mode).
+func (s *Service) verify(r *http.Request, body []byte, received time.Time) (bool, error) {
+	ts, hasTS := headerValue(r.Header, webhook.HeaderTimestamp)
 	var err error
 	if s.verifier == nil {
 		err = webhook.ErrMissingSignature // Observe mode without keys: nothing can verify.
 	} else {
-		ts, hasTS := headerValue(r.Header, webhook.HeaderTimestamp)
 		err = s.verifier.Verify(ts, hasTS, body, r.Header.Get(webhook.HeaderSignature))
+		// Only after the signature holds: the timestamp judged is then the sender's
+		// own, and a forger cannot tell a stale timestamp from a wrong signature.
+		if err == nil && hasTS && s.cfg.TimestampTolerance > 0 {
+			err = webhook.CheckTimestamp(ts, received, s.cfg.TimestampTolerance)
+		}
 	}
 	if err == nil {
 		return true, nil
 	}
-	reason := "bad"
-	if errors.Is(err, webhook.ErrMissingSignature) {
-		reason = "missing"
-	}
+	reason := signatureFailureReason(err)
 	if s.verifier != nil {
 		s.metrics.signatureFailures.WithLabelValues(reason).Inc()
+	}
+	if reason == reasonStale || reason == reasonBadTimestamp {
+		// Authentic but out of the window: worth a line, since a burst means clock skew,
+		// a replay, or a wrong guess at GoTo's timestamp format. The timestamp is not
+		// personal data; an absurdly long one is left out.
+		attrs := []any{slog.String("signature", reason), slog.Duration("tolerance", s.cfg.TimestampTolerance)}
+		if len(ts) <= 64 {
+			attrs = append(attrs, slog.String("timestamp", ts))
+		}
+		s.logger.Warn("signed timestamp outside the replay window", attrs...)
 	}
 	if s.cfg.Mode == Observe {
 		s.logger.Warn("storing unverified delivery (observe mode)",
@@ -161,6 +198,20 @@ func (s *Service) verify(r *http.Request, body []byte) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// signatureFailureReason is the metric label for an error of verify.
+func signatureFailureReason(err error) string {
+	switch {
+	case errors.Is(err, webhook.ErrMissingSignature):
+		return reasonMissing
+	case errors.Is(err, webhook.ErrStaleTimestamp):
+		return reasonStale
+	case errors.Is(err, webhook.ErrBadTimestamp):
+		return reasonBadTimestamp
+	default:
+		return reasonBad
+	}
 }
 
 // quarantine stores an authentic-but-invalid delivery and answers 4xx, or 503 when it

@@ -8,8 +8,9 @@
 // event key is claimed in ingest_event_keys (de-duplicating redeliveries) and the new
 // entries are written by Watermill's SQL publisher.
 //
-// Construct a Service with New from a pgx pool, serve its Handler, and Close it after the
-// HTTP server has shut down and before the pool is closed.
+// Construct a Service with New from a pgx pool, serve its Handler (NewServer wraps it in
+// an http.Server with the timeouts and header limit a public listener needs), and Close
+// it after the HTTP server has shut down and before the pool is closed.
 package ingest
 
 import (
@@ -78,6 +79,15 @@ type Config struct {
 	CommitTimeout time.Duration
 	// ReadyTimeout bounds the database ping of /readyz (default 1s).
 	ReadyTimeout time.Duration
+	// TimestampTolerance is the replay window: when positive, a delivery whose
+	// signature verified but whose X-Webhook-Signature-Timestamp lies further than
+	// this from its arrival, or does not parse (webhook.ParseTimestamp), is refused
+	// with 401 in Enforce mode and stored flagged unverified in Observe mode. A
+	// delivery without the header is not checked: it signs the body alone, so a
+	// captured timestamped delivery cannot be replayed without its timestamp. The
+	// default, 0, turns the window off, which it stays until GoTo's timestamp format
+	// is confirmed against a live delivery (a wrong guess would refuse every one).
+	TimestampTolerance time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -119,8 +129,8 @@ func (c Config) validate() error {
 	if c.BatchWorkers < 1 {
 		errs = append(errs, errors.New("batch workers: must be at least 1"))
 	}
-	if c.BatchWait < 0 || c.CommitTimeout < 0 || c.ReadyTimeout < 0 {
-		errs = append(errs, errors.New("batch wait and timeouts: must not be negative"))
+	if c.BatchWait < 0 || c.CommitTimeout < 0 || c.ReadyTimeout < 0 || c.TimestampTolerance < 0 {
+		errs = append(errs, errors.New("batch wait, timeouts and timestamp tolerance: must not be negative"))
 	}
 	return errors.Join(errs...)
 }

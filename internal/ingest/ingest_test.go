@@ -528,6 +528,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"unknown mode", Config{Mode: "loose", SecretKeys: [][]byte{testKey}}, "signature mode"},
 		{"empty key", Config{SecretKeys: [][]byte{{}}}, "empty secret key"},
 		{"negative batch", Config{SecretKeys: [][]byte{testKey}, BatchMax: -1}, "batch max"},
+		{"negative timestamp tolerance", Config{SecretKeys: [][]byte{testKey}, TimestampTolerance: -time.Second}, "timestamp tolerance"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -639,7 +640,7 @@ func TestStoreAppend(t *testing.T) {
 
 func TestErrorResponseIsValidJSON(t *testing.T) {
 	t.Parallel()
-	for _, b := range [][]byte{bodyStored, bodyDuplicate, bodyMissingSig, bodyBadSig, bodyTooLarge, bodyUnavailable, bodyBadRequest, bodyInternal} {
+	for _, b := range [][]byte{bodyStored, bodyDuplicate, bodyMissingSig, bodyBadSig, bodyStaleTS, bodyBadTS, bodyTooLarge, bodyUnavailable, bodyBadRequest, bodyInternal} {
 		if !json.Valid(b) {
 			t.Errorf("response body %s is not JSON", b)
 		}

@@ -19,6 +19,14 @@ const (
 	outcomeBadRequest       = "bad_request" // the body could not be read (client aborted)
 )
 
+// Values of turnout_ingest_signature_failures_total's reason label.
+const (
+	reasonMissing      = "missing"       // no signature header
+	reasonBad          = "bad"           // a signature no configured key made
+	reasonStale        = "stale"         // verified, but the timestamp is outside the replay window
+	reasonBadTimestamp = "bad_timestamp" // verified, but the timestamp does not parse (window on)
+)
+
 // metrics are the service's Prometheus instruments, on a registry of its own so several
 // services (tests, a benchmark) can live in one process.
 type metrics struct {
@@ -40,7 +48,7 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "turnout_ingest_signature_failures_total",
-			Help: "Deliveries whose signature was missing or wrong (refused in enforce mode, stored unverified in observe mode).",
+			Help: "Deliveries whose signature was missing or wrong, or (replay window on) whose signed timestamp was stale or unparseable; refused in enforce mode, stored unverified in observe mode.",
 		}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "turnout_ingest_duplicates_total",
@@ -76,7 +84,8 @@ func newMetrics() *metrics {
 		domain.ReasonInvalidKey} {
 		m.quarantined.WithLabelValues(r)
 	}
-	m.signatureFailures.WithLabelValues("missing")
-	m.signatureFailures.WithLabelValues("bad")
+	for _, r := range []string{reasonMissing, reasonBad, reasonStale, reasonBadTimestamp} {
+		m.signatureFailures.WithLabelValues(r)
+	}
 	return m
 }

@@ -8,8 +8,10 @@
 // secret key's value as plain bytes, and sends the standard Base64 of the
 // digest, bare, in X-Webhook-Signature. The scheme is not documented by GoTo;
 // it follows the one public implementation that verifies it (see
-// shared/GOTO-FACTS.md). The timestamp is treated as an opaque string because
-// its format is unknown.
+// shared/GOTO-FACTS.md). For signing, the timestamp is an opaque string,
+// because its format is unknown. CheckTimestamp optionally reads it as a time
+// for a replay window; it guesses between the plausible formats, which is why
+// the window stays off until the format is confirmed against a live delivery.
 //
 // The package depends on the standard library only and does no I/O, so the
 // HTTP layer decides how errors map to status codes.
