@@ -3,6 +3,8 @@
 //	projector [-migrate=false]                 live: consume the log into analytics
 //	projector rebuild [-migrate=false]         rebuild analytics from the whole log, then exit
 //	projector status [-json] [-migrate=false]  positions, lag and parked events
+//	projector forget -email X | -registrant-key K [-webinar-key W]
+//	                                           erase a person's personal data (GDPR)
 //
 // Configuration is read from the environment; see config.go.
 package main

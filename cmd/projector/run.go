@@ -42,18 +42,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.SetOutput(stdout)
 	migrate := fs.Bool("migrate", true, "apply database migrations before starting")
 	asJSON := false
+	var who projector.Person
 	switch command {
 	case "live", "rebuild":
 	case "status":
 		fs.BoolVar(&asJSON, "json", false, "print status as JSON")
+	case "forget":
+		fs.BoolVar(&asJSON, "json", false, "print the counts as JSON")
+		fs.StringVar(&who.Email, "email", "", "erase every registration with this email address (case-insensitive)")
+		fs.StringVar(&who.RegistrantKey, "registrant-key", "", "erase the registration(s) with this registrant key")
+		fs.StringVar(&who.WebinarKey, "webinar-key", "", "with -registrant-key: only the registration for this webinar")
 	default:
-		return fmt.Errorf("unknown command %q (want no command for live, rebuild or status)", command)
+		return fmt.Errorf("unknown command %q (want no command for live, rebuild, status or forget)", command)
 	}
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("parse flags: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if command == "forget" {
+		if err := who.Validate(); err != nil {
+			return fmt.Errorf("projector forget: %w", err)
+		}
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -99,6 +110,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return nil
 		}
 		return writeStatus(stdout, st)
+	case "forget":
+		res, err := projector.Forget(ctx, pool, who)
+		if err != nil {
+			return err
+		}
+		// Counts only: the person's identity is never printed or logged.
+		if asJSON {
+			if err := json.NewEncoder(stdout).Encode(res); err != nil {
+				return fmt.Errorf("write forget result: %w", err)
+			}
+			return nil
+		}
+		return writeForget(stdout, res)
 	default:
 		return live(ctx, cfg, pool, logger)
 	}
@@ -187,6 +211,27 @@ func writeStatus(w io.Writer, st []projector.ProjectionStatus) error {
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write status: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeForget prints what forget did, as counts.
+func writeForget(w io.Writer, r projector.ForgetResult) error {
+	var b strings.Builder
+	if !r.Changed() {
+		b.WriteString("forget: nothing to erase for this person; nothing changed\n")
+	} else {
+		fmt.Fprintf(&b, "forget: %d registrations of this person found\n", r.Registrations)
+		fmt.Fprintf(&b, "  %s.registrants rows erased: %d\n", projector.Schema, r.Registrants)
+		if r.ShadowExists {
+			fmt.Fprintf(&b, "  %s.registrants rows erased: %d (prefetch tables dropped: %d)\n",
+				projector.ShadowSchema, r.ShadowRegistrants, r.ShadowPrefetchDropped)
+		}
+		fmt.Fprintf(&b, "  event log payloads redacted: %d\n", r.LogEvents)
+		fmt.Fprintf(&b, "  ingest_quarantine deliveries deleted: %d\n", r.QuarantineDeleted)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write forget result: %w", err)
 	}
 	return nil
 }
