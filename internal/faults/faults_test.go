@@ -370,7 +370,12 @@ func appendToLog(t *testing.T, pool *pgxpool.Pool, bodies [][]byte) {
 // waitCaughtUp waits until the live consumer's offset is the last row of the log.
 func waitCaughtUp(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	waitFor(t, 120*time.Second, "the projector to catch up", func() (bool, error) {
+	waitCaughtUpWithin(t, pool, 120*time.Second)
+}
+
+func waitCaughtUpWithin(t *testing.T, pool *pgxpool.Pool, within time.Duration) {
+	t.Helper()
+	waitFor(t, within, "the projector to catch up", func() (bool, error) {
 		var ok bool
 		err := pool.QueryRow(context.Background(), `
 			SELECT coalesce((SELECT o.offset_acked = l."offset" AND o.last_processed_transaction_id = l.transaction_id

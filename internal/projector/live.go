@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -13,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
 	"github.com/turnout-analytics/turnout/internal/eventlog"
@@ -23,17 +27,26 @@ import (
 // context so that a shutdown never interrupts a statement half-way (see apply).
 const handlerTimeout = 30 * time.Second
 
+// ackDeadline bounds how long the subscriber waits for one message. After a database
+// outage the subscriber's transaction is dead, but watermill-sql resends a nacked message
+// on that same transaction until this deadline before it rolls back and starts over on a
+// new connection, so the deadline is the projector's recovery time (watermill-sql's
+// default of 30 s left analytics frozen for 27 s after a 2 s outage, measured by
+// internal/faults TestDatabaseRestartUnderLoad). A healthy event takes about a millisecond.
+const ackDeadline = 3 * time.Second
+
 // Run is the live projector. It first makes sure analytics exists at the current
 // projections.Version (rebuilding it in-process when not), then consumes the log until ctx
 // is cancelled, when it stops gracefully: the message in flight finishes and what was
 // acknowledged is committed.
 func (p *Projector) Run(ctx context.Context) error {
-	if err := p.ensureCurrent(ctx); err != nil {
+	if err := p.ensureCurrentRetrying(ctx); err != nil {
 		return err
 	}
 	wlog := watermillLogger(p.log)
 	sub, err := wsql.NewSubscriber(serialBeginner{wsql.BeginnerFromPgx(p.pool)}, wsql.SubscriberConfig{
 		ConsumerGroup:    ConsumerGroup,
+		AckDeadline:      ptr(ackDeadline),
 		PollInterval:     p.cfg.PollInterval,
 		ResendInterval:   p.cfg.RetryInterval,
 		RetryInterval:    time.Second,
@@ -94,6 +107,43 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ensureCurrentRetrying is ensureCurrent, retried with backoff while the database is
+// unreachable: a service that starts, or is building analytics, while PostgreSQL restarts
+// must wait for it, not exit (the build resumes from its recorded progress).
+func (p *Projector) ensureCurrentRetrying(ctx context.Context) error {
+	wait := 500 * time.Millisecond
+	for {
+		err := p.ensureCurrent(ctx)
+		if err == nil || ctx.Err() != nil || !connectionLost(err) {
+			return err
+		}
+		p.log.Warn("database unavailable while preparing analytics; retrying", "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// connectionLost reports whether err means the database went away (shut down, restarted,
+// unreachable) rather than refused what was asked: worth waiting for.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "conn closed") // pgx's own error for a connection it closed
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // handler wraps the retried apply: it times the message and, when the last retry failed,
 // parks the event in the same transaction and acknowledges it, so the stream goes on.
