@@ -11,49 +11,6 @@ import (
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 )
 
-// BenchmarkApplyLive measures one live Apply (one event, in a savepoint, as the projector
-// runs it, 100 events per transaction like the subscriber's batches).
-func BenchmarkApplyLive(b *testing.B) {
-	ctx := context.Background()
-	pool, _ := pgtest.Pool(b)
-	create(b, pool, "analytics")
-	events := newGenerator(11).stream(40, 200)
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Release()
-	var tx pgx.Tx
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if i%100 == 0 {
-			if tx != nil {
-				if err := tx.Commit(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if tx, err = conn.Begin(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		e := events[i%len(events)]
-		e.Offset = int64(i + 1)
-		sp, err := tx.Begin(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := Apply(ctx, sp, "analytics", e); err != nil {
-			b.Fatal(err)
-		}
-		if err := sp.Commit(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // BenchmarkRebuild compares ApplyLog with the ceiling statement on the same log of
 // registrant.added events, and reports ApplyLog on a mixed stream. Run with -benchtime=1x.
 func BenchmarkRebuild(b *testing.B) {
@@ -105,8 +62,9 @@ func BenchmarkRebuild(b *testing.B) {
 	b.Logf("applylog, mixed stream: %.0f events/s", float64(len(all))/time.Since(start).Seconds())
 }
 
-// BenchmarkApplyLivePipelined is BenchmarkApplyLive the way the live projector sends it:
-// SAVEPOINT, the statements and RELEASE pipelined in one batch per event.
+// BenchmarkApplyLivePipelined applies one event per call the way the live projector does:
+// SAVEPOINT, the statements and RELEASE pipelined in one batch per event, 100 events per
+// transaction.
 func BenchmarkApplyLivePipelined(b *testing.B) {
 	ctx := context.Background()
 	pool, _ := pgtest.Pool(b)
