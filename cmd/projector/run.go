@@ -28,6 +28,31 @@ import (
 	"github.com/turnout-analytics/turnout/migrations"
 )
 
+// usage is what -h prints before the flags of the command.
+const usage = `Usage: projector [command] [flags]
+
+Builds the analytics schema from Turnout's event log.
+
+Commands:
+  (none)    run live: consume the log with Watermill and keep analytics current;
+            builds analytics from the log first when it is missing or of another version
+  rebuild   rebuild every projection from the whole log into a shadow schema and swap it
+            in atomically (readers are never interrupted; a killed rebuild resumes)
+  status    per projection: position, lag (events, seconds) and parked events
+  forget    erase one person's personal data (GDPR): -email X, or -registrant-key K
+            [-webinar-key W]; run as the database owner
+
+Environment:
+  DATABASE_URL              postgres:// URL (required)
+  PROJECTOR_ADDR            /healthz and /metrics in live mode (default :8081)
+  PROJECTOR_POLL_INTERVAL   wait between polls when the log has nothing new (default 50ms)
+  PROJECTOR_BATCH_SIZE      log rows per live subscriber transaction (default 100)
+  PROJECTOR_MAX_RETRIES     retries of a failing event before it is parked (default 3)
+  PROJECTOR_RETRY_INTERVAL  first backoff between retries, doubling (default 20ms)
+  PROJECTOR_LAG_INTERVAL    refresh period of the lag gauges (default 2s)
+  REBUILD_BATCH_SIZE        log rows per rebuild transaction (default 50000)
+`
+
 // parkedShown is how many parked events status lists per projection.
 const parkedShown = 5
 
@@ -55,7 +80,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	default:
 		return fmt.Errorf("unknown command %q (want no command for live, rebuild, status or forget)", command)
 	}
+	fs.Usage = func() {
+		fmt.Fprint(stdout, usage)
+		fmt.Fprintf(stdout, "\nFlags of %s:\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return fmt.Errorf("parse flags: %w", err)
 	}
 	if fs.NArg() > 0 {

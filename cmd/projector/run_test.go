@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -262,4 +263,18 @@ func status(t *testing.T, env func(string) string) []projector.ProjectionStatus 
 		t.Fatalf("decode status -json: %v\n%s", err, out)
 	}
 	return st
+}
+
+func TestHelpListsCommandsAndEnvironment(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"rebuild", "-h"}, {"forget", "-h"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, func(string) string { return "" }, &out); err != nil {
+			t.Fatalf("run %v: %v", args, err)
+		}
+		for _, want := range []string{"rebuild", "status", "forget", "DATABASE_URL", "REBUILD_BATCH_SIZE", "-migrate"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("run %v: help does not mention %q:\n%s", args, want, out.String())
+			}
+		}
+	}
 }
