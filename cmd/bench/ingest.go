@@ -73,29 +73,46 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	}
 
 	var seq, acked atomic.Int64
-	send := func(ctx context.Context) (int, error) {
-		n := seq.Add(1)
-		code, err := postSigned(ctx, base, fmt.Appendf(nil, deliveryBody, n, n, n))
-		if err == nil && code/100 == 2 {
-			acked.Add(1)
+	deliver := func(post func(context.Context, []byte) (int, error)) func(context.Context) (int, error) {
+		return func(ctx context.Context) (int, error) {
+			n := seq.Add(1)
+			code, err := post(ctx, fmt.Appendf(nil, deliveryBody, n, n, n))
+			if err == nil && code/100 == 2 {
+				acked.Add(1)
+			}
+			return code, err
 		}
-		return code, err
+	}
+	senders32 := *senders
+	clients := []struct {
+		name string
+		send func(context.Context) (int, error)
+	}{
+		{"Go net/http client", deliver(func(ctx context.Context, body []byte) (int, error) { return postSigned(ctx, base, body) })},
+		{"lean client", deliver(newRawClient(addr, 2*senders32).post)},
+	}
+	var peak float64
+	var peakSend func(context.Context) (int, error)
+	for _, c := range clients {
+		// Warm up connections and the server.
+		if _, _, err := closedLoop(ctx, c.send, *senders, 2*time.Second); err != nil {
+			return err
+		}
+		ok, lat, err := closedLoop(ctx, c.send, *senders, *duration)
+		if err != nil {
+			return err
+		}
+		rate := float64(ok) / duration.Seconds()
+		fmt.Printf("ingest (%s): %d senders, closed loop %s: %.0f deliveries/s (2xx), p50 %s, p99 %s\n",
+			c.name, *senders, *duration, rate, pct(lat, 50), pct(lat, 99))
+		if rate > peak {
+			peak, peakSend = rate, c.send
+		}
 	}
 
-	// Warm up connections and the server.
-	if _, _, err := closedLoop(ctx, send, *senders, 2*time.Second); err != nil {
-		return err
-	}
-	ok, lat, err := closedLoop(ctx, send, *senders, *duration)
-	if err != nil {
-		return err
-	}
-	peak := float64(ok) / duration.Seconds()
-	fmt.Printf("ingest: %d senders, closed loop %s: %.0f deliveries/s (2xx), p50 %s, p99 %s\n",
-		*senders, *duration, peak, pct(lat, 50), pct(lat, 99))
-
+	// The latency target is checked at half the higher of the two peaks: the stricter.
 	half := peak / 2
-	lat2, errs, err := openLoop(ctx, send, half, *latencyFor)
+	lat2, errs, err := openLoop(ctx, peakSend, half, *latencyFor)
 	if err != nil {
 		return err
 	}
