@@ -6,13 +6,16 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fuzz demo migrate smoke bench-ingest bench-live bench-replay clean
+.PHONY: help build generate test lint fuzz demo migrate smoke bench-ingest bench-live bench-replay clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build every binary into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+generate: ## regenerate code from specs (oapi-codegen)
+	$(GO) generate ./...
 
 test: ## vet, then every test under -race on a real PostgreSQL (a throwaway cluster unless DATABASE_URL is set)
 	$(GO) vet ./...
