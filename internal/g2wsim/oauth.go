@@ -1,0 +1,166 @@
+package g2wsim
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file is a minimal OAuth2 authorization server, shaped like GoTo's
+// (authentication.logmeininc.com): /oauth/authorize redirects straight back with a code (there
+// is no user to ask), /oauth/token takes a form body with HTTP Basic client authentication and
+// grants authorization_code, refresh_token and client_credentials. A refresh answer omits
+// refresh_token, as live GoTo's usually does, so clients must keep the old one.
+
+// codeLifetime bounds how long an authorization code may wait to be exchanged.
+const codeLifetime = 5 * time.Minute
+
+type authCode struct {
+	redirectURI string
+	expires     time.Time
+}
+
+// tokens holds issued codes, access tokens and refresh tokens.
+type tokens struct {
+	mu      sync.Mutex
+	codes   map[string]authCode
+	access  map[string]time.Time // token -> expiry
+	refresh map[string]bool
+}
+
+func newTokens() *tokens {
+	return &tokens{codes: map[string]authCode{}, access: map[string]time.Time{}, refresh: map[string]bool{}}
+}
+
+// valid reports whether token is an access token not yet expired at now; expired ones are
+// forgotten, so a load test does not grow the map without bound.
+func (t *tokens) valid(token string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	exp, ok := t.access[token]
+	if !ok {
+		return false
+	}
+	if !now.Before(exp) {
+		delete(t.access, token)
+		return false
+	}
+	return true
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// oauth serves /oauth/authorize and /oauth/token.
+type oauth struct {
+	clientID, clientSecret string
+	lifetime               time.Duration
+	userKey, accountKey    string
+	tokens                 *tokens
+	now                    func() time.Time
+}
+
+// authorize redirects back to redirect_uri with a fresh code and the caller's state.
+func (o *oauth) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != o.clientID {
+		http.Error(w, "unknown client_id", http.StatusBadRequest)
+		return
+	}
+	if rt := q.Get("response_type"); rt != "code" {
+		http.Error(w, "response_type must be code", http.StatusBadRequest)
+		return
+	}
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || !redirect.IsAbs() {
+		http.Error(w, "redirect_uri must be an absolute URL", http.StatusBadRequest)
+		return
+	}
+	code := randomToken()
+	o.tokens.mu.Lock()
+	o.tokens.codes[code] = authCode{redirectURI: redirect.String(), expires: o.now().Add(codeLifetime)}
+	o.tokens.mu.Unlock()
+	back := redirect.Query()
+	back.Set("code", code)
+	if st := q.Get("state"); st != "" {
+		back.Set("state", st)
+	}
+	redirect.RawQuery = back.Encode()
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
+}
+
+// tokenResponse is the token endpoint's answer (RFC 6749 §5.1, plus GoTo's account fields).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope"`
+	OrganizerKey string `json:"organizer_key"`
+	AccountKey   string `json:"account_key"`
+}
+
+// token grants access tokens.
+func (o *oauth) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST only")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok || subtle.ConstantTimeCompare([]byte(id), []byte(o.clientID)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(o.clientSecret)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Basic realm="oauth"`)
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "HTTP Basic client authentication failed")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "body is not a form")
+		return
+	}
+	now := o.now()
+	resp := tokenResponse{TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: "collab:",
+		OrganizerKey: o.userKey, AccountKey: o.accountKey}
+	o.tokens.mu.Lock()
+	defer o.tokens.mu.Unlock()
+	switch grant := r.PostForm.Get("grant_type"); grant {
+	case "authorization_code":
+		code := r.PostForm.Get("code")
+		c, ok := o.tokens.codes[code]
+		delete(o.tokens.codes, code) // single use, even when the exchange fails
+		if !ok || !now.Before(c.expires) || r.PostForm.Get("redirect_uri") != c.redirectURI {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown, used or expired code, or redirect_uri mismatch")
+			return
+		}
+		resp.RefreshToken = randomToken()
+		o.tokens.refresh[resp.RefreshToken] = true
+	case "refresh_token":
+		if !o.tokens.refresh[r.PostForm.Get("refresh_token")] {
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh_token")
+			return
+		}
+	case "client_credentials":
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strings.TrimSpace(grant)+" is not supported")
+		return
+	}
+	resp.AccessToken = randomToken()
+	o.tokens.access[resp.AccessToken] = now.Add(o.lifetime)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func oauthError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+}
