@@ -1,9 +1,12 @@
-// Command demo runs Turnout end to end on an embedded default: it starts bin/ingest and
-// bin/projector against DATABASE_URL (make demo provides a throwaway PostgreSQL), delivers a
-// bundled, deterministic set of signed GoToWebinar events (internal/scenario) — shuffled, with redeliveries, one
-// forged and one not-yet-understood delivery — waits until the analytics schema has caught
-// up, checks it against the figures expected from the events, and prints the conversion
-// tables. It then keeps everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
+// Command demo runs Turnout end to end on an embedded default: a local GoToWebinar
+// (bin/g2wsim), ingest and the projector against DATABASE_URL (make demo provides a
+// throwaway PostgreSQL). It wires them the way a user wires Turnout to a real account —
+// `g2wctl secret create` for ingest's key, `g2wctl setup` for the webhooks and user
+// subscriptions, `g2wctl doctor` to check them — then has the emulator deliver a
+// deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs,
+// sends one forged and one not-yet-understood delivery itself, waits until analytics shows
+// exactly the figures the scenario implies, and prints the conversion tables. It keeps
+// everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
 package main
 
 import (
@@ -14,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,19 +25,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/g2wsim"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
-const demoSecret = "turnout-demo-secret"
+// binDir holds the binaries the demo runs (TURNOUT_BIN, default bin/).
+var binDir string
+
+// The OAuth client the demo registers with its local GoToWebinar (g2wsim).
+const (
+	demoClientID     = "turnout-demo"
+	demoClientSecret = "turnout-demo-client-secret"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,6 +56,10 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	binDir = getenv("TURNOUT_BIN") // where make build put the binaries
+	if binDir == "" {
+		binDir = "bin"
+	}
 	dbURL := getenv("DATABASE_URL")
 	if dbURL == "" {
 		return errors.New("DATABASE_URL is not set (run `make demo`, which starts a throwaway PostgreSQL)")
@@ -55,24 +68,57 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
-	ingestAddr, err := freeAddr()
-	if err != nil {
-		return err
+	var addrs [3]string
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return err
+		}
 	}
-	projectorAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	env := append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+demoSecret,
-		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr)
+	simAddr, ingestAddr, projectorAddr := addrs[0], addrs[1], addrs[2]
+	sim := "http://" + simAddr
 
+	// A local GoToWebinar: its management API, OAuth2 server and delivery engine.
+	g2wsim, err := start(ctx, "g2wsim", append(os.Environ(), "G2WSIM_ADDR="+simAddr,
+		"G2WSIM_CLIENT_ID="+demoClientID, "G2WSIM_CLIENT_SECRET="+demoClientSecret,
+		"G2WSIM_SEED=2026", "G2WSIM_SHUFFLE=true", "G2WSIM_DUPLICATES=0.2"), logDir)
+	if err != nil {
+		return err
+	}
+	defer g2wsim.stop()
+	if err := waitOK(ctx, sim+"/oauth/authorize?response_type=code&client_id="+demoClientID+"&redirect_uri=http://127.0.0.1/", 30*time.Second, http.StatusFound); err != nil {
+		return fmt.Errorf("g2wsim did not come up (see %s): %w", g2wsim.log, err)
+	}
+	g2wctl := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "g2wctl"), args...)
+		cmd.Env = append(os.Environ(), "G2W_CLIENT_ID="+demoClientID, "G2W_CLIENT_SECRET="+demoClientSecret,
+			"G2W_API_URL="+sim+"/G2W/rest/v2", "G2W_AUTH_URL="+sim+"/oauth", "G2W_CLIENT_CREDENTIALS=true",
+			"G2W_TOKEN_FILE="+filepath.Join(logDir, "g2w-token.json"))
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			return out.String(), fmt.Errorf("g2wctl %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String(), nil
+	}
+
+	// The secret key first: ingest needs it to verify what GoTo will sign.
+	out, err := g2wctl("secret", "create")
+	if err != nil {
+		return err
+	}
+	secret, ok := strings.CutPrefix(strings.TrimSpace(out), "G2W_SECRET_KEYS=")
+	if !ok || secret == "" {
+		return fmt.Errorf("g2wctl secret create printed no key: %q", out)
+	}
+	env := append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+secret,
+		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr)
 	ingest, err := start(ctx, "ingest", env, logDir)
 	if err != nil {
 		return err
 	}
 	defer ingest.stop()
 	base := "http://" + ingestAddr
-	if err := waitOK(ctx, base+"/readyz", 60*time.Second); err != nil {
+	if err := waitOK(ctx, base+"/readyz", 60*time.Second, http.StatusOK); err != nil {
 		return fmt.Errorf("ingest did not become ready (see %s): %w", ingest.log, err)
 	}
 	projector, err := start(ctx, "projector", env, logDir)
@@ -80,37 +126,51 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer projector.stop()
-	if err := waitOK(ctx, "http://"+projectorAddr+"/healthz", 60*time.Second); err != nil {
+	if err := waitOK(ctx, "http://"+projectorAddr+"/healthz", 60*time.Second, http.StatusOK); err != nil {
 		return fmt.Errorf("projector did not become ready (see %s): %w", projector.log, err)
 	}
 
-	sc := scenario.Generate(2026)
-	events := sc.Events
-	exp := expected(sc)
-	counts, err := deliver(ctx, base, events)
+	// Wire the account to the callback, as a user would with the real GoTo; then check it.
+	callback := base + "/gotowebinar/callback"
+	if _, err := g2wctl("setup", "--callback", callback); err != nil {
+		return err
+	}
+	doctor, err := g2wctl("doctor", "--callback", callback)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Delivered %d GoToWebinar events (shuffled, with redeliveries) to %s/gotowebinar/callback:\n", len(events), base)
-	for _, k := range []string{"stored", "duplicate", "refused (forged signature)", "quarantined (eventVersion 2.0.0)"} {
-		fmt.Fprintf(stdout, "  %-36s %d\n", k, counts[k])
+	fmt.Fprintf(stdout, "g2wctl setup against the local GoToWebinar at %s; g2wctl doctor:\n%s\n", sim, indent(doctor))
+
+	report, err := simulate(ctx, sim)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(stdout, "g2wsim delivered %d events (%d redelivered, in a shuffled order) to %s: %d accepted, %d failed, %d retried\n",
+		report.Events, report.Duplicates, callback, report.Delivered, report.Failed, report.Retries)
+	if report.Failed > 0 || report.Unrouted > 0 {
+		return fmt.Errorf("g2wsim could not deliver everything: %+v", report)
+	}
+	if err := misfits(ctx, base, secret); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one with eventVersion 2.0.0 was quarantined (4xx).")
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := waitCaughtUp(ctx, conn, sc.Expected, 60*time.Second); err != nil {
+	if err := waitCaughtUp(ctx, conn, report.Expected, 60*time.Second); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, each webinar as the events say.\n",
+	exp := expected(report.Expected)
+	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, each webinar as the scenario says.\n",
 		exp.registrants, exp.attendees, exp.webinars)
 
 	for _, q := range []struct{ title, sql string }{
 		{"analytics.webinar_conversion", `SELECT webinar_key, webinar_title, coalesce(status, '') AS status, registrants, attendees,
 			coalesce(round(conversion_rate * 100, 1)::text || ' %', '') AS conversion FROM analytics.webinar_conversion ORDER BY webinar_key`},
-		{"analytics.conversion_by_source", `SELECT webinar_key, registration_source, registrants, attendees,
+		{"analytics.conversion_by_source", `SELECT webinar_key, coalesce(registration_source, '(none)') AS registration_source, registrants, attendees,
 			coalesce(round(conversion_rate * 100, 1)::text || ' %', '') AS conversion FROM analytics.conversion_by_source ORDER BY webinar_key, registration_source`},
 	} {
 		if err := printQuery(ctx, stdout, conn, q.title, q.sql); err != nil {
@@ -120,10 +180,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	fmt.Fprintf(stdout, `
 Connect:
   psql '%s'
-  ingest:     %s/gotowebinar/callback (secret %q), metrics at %s/metrics
+  ingest:     %s/gotowebinar/callback, metrics at %s/metrics
   projector:  metrics at http://%s/metrics
+  g2wsim:     %s (deliver the scenario again: curl -X POST %s/_sim/deliver)
   logs:       %s
-`, dbURL, base, demoSecret, base, projectorAddr, logDir)
+`, dbURL, base, base, projectorAddr, sim, sim, logDir)
 	if getenv("DEMO_ONCE") == "1" {
 		return nil
 	}
@@ -143,7 +204,7 @@ func start(ctx context.Context, name string, env []string, logDir string) (*proc
 	if err != nil {
 		return nil, fmt.Errorf("create %s log: %w", name, err)
 	}
-	cmd := exec.Command(filepath.Join("bin", name))
+	cmd := exec.Command(filepath.Join(binDir, name))
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, f, f
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start bin/%s (run make build): %w", name, err)
@@ -162,58 +223,45 @@ func (p *process) stop() {
 	}
 }
 
-// deliver sends every event, signed, in a shuffled order with 8 concurrent senders, plus a
-// redelivery of every fifth event, one forged delivery and one of an unknown event version.
-func deliver(ctx context.Context, base string, events [][]byte) (map[string]int, error) {
-	r := rand.New(rand.NewPCG(7, 7))
-	queue := make([][]byte, 0, len(events)+len(events)/5)
-	queue = append(queue, events...)
-	for i := 0; i < len(events); i += 5 {
-		queue = append(queue, events[i])
+// simulate has g2wsim deliver its scenario to every active webhook and returns its report.
+func simulate(ctx context.Context, sim string) (g2wsim.Report, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sim+"/_sim/deliver", nil)
+	if err != nil {
+		return g2wsim.Report{}, err
 	}
-	r.Shuffle(len(queue), func(i, j int) { queue[i], queue[j] = queue[j], queue[i] })
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return g2wsim.Report{}, fmt.Errorf("ask g2wsim to deliver: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return g2wsim.Report{}, fmt.Errorf("g2wsim deliver: %s: %s", resp.Status, b)
+	}
+	var r g2wsim.Report
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return g2wsim.Report{}, fmt.Errorf("read g2wsim report: %w", err)
+	}
+	return r, nil
+}
 
-	counts := map[string]int{}
-	var mu sync.Mutex
-	var firstErr error
-	work := make(chan []byte)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for body := range work {
-				status, code, err := post(ctx, base, body, demoSecret)
-				mu.Lock()
-				if err != nil || code != http.StatusOK {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("delivery answered %d: %v", code, err)
-					}
-				} else {
-					counts[status]++
-				}
-				mu.Unlock()
-			}
-		}()
+// misfits sends what GoTo never would: a forged delivery (must be refused with 401) and an
+// authentic one of an event version Turnout does not understand yet (quarantined, 4xx).
+func misfits(ctx context.Context, base, secret string) error {
+	body := scenario.Generate(2026).Events[0]
+	if _, code, err := post(ctx, base, body, "not-the-secret"); err != nil || code != http.StatusUnauthorized {
+		return fmt.Errorf("forged delivery answered %d, want 401: %v", code, err)
 	}
-	for _, b := range queue {
-		work <- b
+	future := bytes.Replace(body, []byte(`"eventVersion":"1.0.0"`), []byte(`"eventVersion":"2.0.0"`), 1)
+	future = bytes.Replace(future, []byte(`"eventKey":"`), []byte(`"eventKey":"v2-`), 1)
+	if _, code, err := post(ctx, base, future, secret); err != nil || code/100 != 4 {
+		return fmt.Errorf("eventVersion 2.0.0 answered %d, want 4xx: %v", code, err)
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if _, code, err := post(ctx, base, events[0], "not-the-secret"); err != nil || code != http.StatusUnauthorized {
-		return nil, fmt.Errorf("forged delivery answered %d, want 401: %v", code, err)
-	}
-	counts["refused (forged signature)"]++
-	future := bytes.Replace(events[1], []byte(`"eventVersion":"1.0.0"`), []byte(`"eventVersion":"2.0.0"`), 1)
-	if _, code, err := post(ctx, base, future, demoSecret); err != nil || code/100 != 4 {
-		return nil, fmt.Errorf("eventVersion 2.0.0 answered %d, want 4xx: %v", code, err)
-	}
-	counts["quarantined (eventVersion 2.0.0)"]++
-	return counts, nil
+	return nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
 }
 
 func post(ctx context.Context, base string, body []byte, secret string) (string, int, error) {
@@ -239,11 +287,10 @@ func post(ctx context.Context, base string, body []byte, secret string) (string,
 
 type figures struct{ webinars, registrants, attendees int }
 
-// expected sums the scenario's per-webinar figures into what analytics.webinar_conversion
-// must show in total.
-func expected(sc scenario.Scenario) figures {
-	f := figures{webinars: len(sc.Expected)}
-	for _, w := range sc.Expected {
+// expected sums per-webinar figures into totals for the summary line.
+func expected(perWebinar map[string]scenario.Figures) figures {
+	f := figures{webinars: len(perWebinar)}
+	for _, w := range perWebinar {
 		f.registrants += w.Registrants
 		f.attendees += w.Attendees
 	}
@@ -324,12 +371,13 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitOK(ctx context.Context, u string, within time.Duration) error {
+func waitOK(ctx context.Context, u string, within time.Duration, want int) error {
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
+		if resp, err := noRedirect.Get(u); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == want {
 				return nil
 			}
 		}

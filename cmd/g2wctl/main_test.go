@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/turnout-analytics/turnout/internal/g2wapi"
+	"github.com/turnout-analytics/turnout/internal/g2wctl"
+	"github.com/turnout-analytics/turnout/internal/g2wsim"
+)
+
+const (
+	testClientID     = "turnout-test"
+	testClientSecret = "s3cret-never-printed"
+)
+
+// fixture is an in-process g2wsim, a callback endpoint and a token file.
+type fixture struct {
+	sim       *httptest.Server
+	callback  *httptest.Server
+	cbStatus  atomic.Int32 // what the callback answers to GET
+	tokenFile string
+	env       map[string]string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	sim, err := g2wsim.New(g2wsim.Config{ClientID: testClientID, ClientSecret: testClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{sim: httptest.NewServer(sim.Handler())}
+	t.Cleanup(f.sim.Close)
+	f.cbStatus.Store(http.StatusOK)
+	f.callback = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(f.cbStatus.Load()))
+	}))
+	t.Cleanup(f.callback.Close)
+	f.tokenFile = filepath.Join(t.TempDir(), "turnout", "g2w-token.json")
+	f.env = map[string]string{
+		"G2W_CLIENT_ID":     testClientID,
+		"G2W_CLIENT_SECRET": testClientSecret,
+		"G2W_API_URL":       f.sim.URL + g2wsim.BasePath,
+		"G2W_AUTH_URL":      f.sim.URL + "/oauth",
+		"G2W_TOKEN_FILE":    f.tokenFile,
+	}
+	return f
+}
+
+func (f *fixture) callbackURL() string { return f.callback.URL + "/gotowebinar" }
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// run runs g2wctl with the fixture's environment (plus extra, "" unsets) and args.
+func (f *fixture) run(t *testing.T, extra map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut syncBuffer
+	err = run(t.Context(), args, f.getenv(extra), &out, &errOut)
+	if strings.Contains(out.String()+errOut.String(), testClientSecret) || (err != nil && strings.Contains(err.Error(), testClientSecret)) {
+		t.Errorf("g2wctl %v printed the client secret", args)
+	}
+	return out.String(), errOut.String(), err
+}
+
+func (f *fixture) getenv(extra map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := extra[k]; ok {
+			return v
+		}
+		return f.env[k]
+	}
+}
+
+var cc = map[string]string{"G2W_CLIENT_CREDENTIALS": "true"}
+
+// api returns a client of the sim authenticated with client credentials, to check its state.
+func (f *fixture) api(t *testing.T) *g2wapi.Client {
+	t.Helper()
+	conf := clientcredentials.Config{ClientID: testClientID, ClientSecret: testClientSecret,
+		TokenURL: f.sim.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
+	c, err := g2wapi.New(g2wapi.Config{BaseURL: f.sim.URL + g2wsim.BasePath, HTTPClient: conf.Client(t.Context())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// state lists the sim's webhooks and subscriptions.
+func (f *fixture) state(t *testing.T) ([]g2wapi.Webhook, []g2wapi.UserSubscription) {
+	t.Helper()
+	c := f.api(t)
+	ws, err := c.ListWebhooks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := c.ListUserSubscriptions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws, subs
+}
+
+func (f *fixture) loadFile(t *testing.T) g2wctl.File {
+	t.Helper()
+	info, err := os.Stat(f.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := info.Mode().Perm(); mode != 0o600 {
+		t.Errorf("token file mode %v, want 0600", mode)
+	}
+	file, err := (&g2wctl.Store{Path: f.tokenFile}).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+var secretLine = regexp.MustCompile(`(?m)^G2W_SECRET_KEYS=(\S+)$`)
+
+func TestSetupAndDoctor(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+
+	out, _, err := f.run(t, cc, "setup", "--callback", f.callbackURL())
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	m := secretLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("setup printed no G2W_SECRET_KEYS line: %q", out)
+	}
+	secret := m[1]
+	ws, subs := f.state(t)
+	if len(ws) != 4 || len(subs) != 4 {
+		t.Fatalf("after setup: %d webhooks, %d subscriptions; want 4 and 4", len(ws), len(subs))
+	}
+	events := map[string]bool{}
+	for _, w := range ws {
+		events[w.EventName] = true
+		if w.State != g2wapi.StateActive || w.CallbackURL != f.callbackURL() {
+			t.Errorf("webhook %+v: want ACTIVE calling %s", w, f.callbackURL())
+		}
+	}
+	for _, e := range g2wctl.Events {
+		if !events[e] {
+			t.Errorf("no webhook for %s", e)
+		}
+	}
+	for _, s := range subs {
+		if s.State != g2wapi.StateActive || s.ActivationState != g2wapi.StateActive {
+			t.Errorf("subscription %+v: want ACTIVE", s)
+		}
+	}
+	if file := f.loadFile(t); file.SecretKey == nil || file.SecretKey.Value != secret {
+		t.Errorf("token file does not keep the secret key printed")
+	}
+
+	// A second run creates nothing and prints the same secret.
+	out, errOut, err := f.run(t, cc, "setup", "--callback", f.callbackURL())
+	if err != nil {
+		t.Fatalf("second setup: %v", err)
+	}
+	if m := secretLine.FindStringSubmatch(out); m == nil || m[1] != secret {
+		t.Errorf("second setup printed %q, want the same secret", out)
+	}
+	if !strings.Contains(errOut, "0 created") || strings.Contains(errOut, ": created") {
+		t.Errorf("second setup created something:\n%s", errOut)
+	}
+	ws2, subs2 := f.state(t)
+	if len(ws2) != 4 || len(subs2) != 4 {
+		t.Errorf("after second setup: %d webhooks, %d subscriptions; want 4 and 4", len(ws2), len(subs2))
+	}
+
+	out, _, err = f.run(t, cc, "doctor", "--callback", f.callbackURL())
+	if err != nil || strings.Contains(out, "[FAIL]") || strings.Count(out, "[ok]") != 9 {
+		t.Fatalf("doctor on a complete setup: %v\n%s", err, out)
+	}
+
+	// Deactivating one webhook is what doctor must notice, naming it.
+	victim := ws[0]
+	if out, _, err := f.run(t, cc, "webhooks", "deactivate", victim.Key); err != nil {
+		t.Fatalf("webhooks deactivate: %v (%s)", err, out)
+	}
+	out, _, err = f.run(t, cc, "doctor")
+	if !errors.Is(err, errDoctor) {
+		t.Errorf("doctor after deactivation: err %v, want errDoctor", err)
+	}
+	if !strings.Contains(out, "[FAIL] webhook "+victim.EventName+" "+victim.Key+": INACTIVE") {
+		t.Errorf("doctor does not name the inactive webhook:\n%s", out)
+	}
+
+	// setup repairs it; a callback that stops answering 200 fails doctor too.
+	if _, _, err := f.run(t, cc, "setup", "--callback", f.callbackURL()); err != nil {
+		t.Fatalf("repairing setup: %v", err)
+	}
+	f.cbStatus.Store(http.StatusServiceUnavailable)
+	out, _, err = f.run(t, cc, "doctor")
+	if !errors.Is(err, errDoctor) || !strings.Contains(out, "[FAIL] callback "+f.callbackURL()+": GET answered 503") {
+		t.Errorf("doctor with a failing callback: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "[FAIL] webhook") {
+		t.Errorf("setup did not reactivate the webhook:\n%s", out)
+	}
+}
+
+func TestResourceCommands(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	out, _, err := f.run(t, cc, "webhooks", "create", "--callback", f.callbackURL(), "--events", "registrant.added")
+	if err != nil {
+		t.Fatalf("webhooks create: %v", err)
+	}
+	ws, _ := f.state(t)
+	if len(ws) != 1 || ws[0].State != g2wapi.StateInactive || !strings.Contains(out, ws[0].Key) {
+		t.Fatalf("webhooks create: %+v, printed %q", ws, out)
+	}
+	key := ws[0].Key
+	steps := []struct {
+		args []string
+		want string // in stdout
+	}{
+		{[]string{"webhooks", "activate", key}, "1 webhooks ACTIVE"},
+		{[]string{"webhooks", "get", key}, "ACTIVE"},
+		{[]string{"webhooks", "list"}, key},
+		{[]string{"subscriptions", "create", "--callback", f.callbackURL(), key}, key},
+		{[]string{"subscriptions", "list"}, key},
+		{[]string{"secret", "create"}, "G2W_SECRET_KEYS="},
+	}
+	for _, s := range steps {
+		out, _, err := f.run(t, cc, s.args...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Errorf("g2wctl %v: %v; stdout %q, want %q in it", s.args, err, out, s.want)
+		}
+	}
+	_, subs := f.state(t)
+	if len(subs) != 1 {
+		t.Fatalf("%d subscriptions, want 1", len(subs))
+	}
+	sub := subs[0].Key
+	for _, s := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"subscriptions", "update", sub, "--state", "inactive"}, "1 subscriptions updated"},
+		{[]string{"subscriptions", "get", sub}, "INACTIVE"},
+		{[]string{"subscriptions", "delete", sub}, "1 subscriptions deleted"},
+	} {
+		out, _, err := f.run(t, cc, s.args...)
+		if err != nil || !strings.Contains(out, s.want) {
+			t.Errorf("g2wctl %v: %v; stdout %q, want %q in it", s.args, err, out, s.want)
+		}
+	}
+	if _, subs := f.state(t); len(subs) != 0 {
+		t.Errorf("after delete: %d subscriptions", len(subs))
+	}
+}
+
+func TestLoginAndRefresh(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+
+	// The test plays the browser: it reads the URL login prints and follows the authorize
+	// redirect back to login's listener.
+	urls := make(chan string, 1)
+	stderr := &urlWriter{urls: urls}
+	done := make(chan error, 1)
+	var stdout syncBuffer
+	go func() {
+		done <- run(t.Context(), []string{"login", "--timeout", "30s"}, f.getenv(nil), &stdout, stderr)
+	}()
+	var authURL string
+	select {
+	case authURL = <-urls:
+	case err := <-done:
+		t.Fatalf("login ended before printing a URL: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("login printed no URL")
+	}
+	resp, err := http.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("browser landed on %d", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	first := f.loadFile(t).Token
+	if first == nil || first.AccessToken == "" || first.RefreshToken == "" {
+		t.Fatalf("login stored %+v; want access and refresh tokens", first)
+	}
+
+	// The stored token works as is, and is not rewritten.
+	if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
+		t.Fatalf("webhooks list with the stored token: %v", err)
+	}
+	if got := f.loadFile(t).Token; got.AccessToken != first.AccessToken {
+		t.Error("a valid token was replaced")
+	}
+
+	// Expired twice: each time the refresh (whose answer has no refresh_token) gives a new
+	// access token, keeps the refresh token, and is persisted.
+	prev := first
+	for i := range 2 {
+		expire(t, f.tokenFile)
+		if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		got := f.loadFile(t).Token
+		if got.AccessToken == prev.AccessToken || got.RefreshToken != first.RefreshToken || !got.Expiry.After(time.Now()) {
+			t.Errorf("refresh %d stored access changed=%v refresh kept=%v expiry %v",
+				i, got.AccessToken != prev.AccessToken, got.RefreshToken == first.RefreshToken, got.Expiry)
+		}
+		prev = got
+	}
+}
+
+// expire backdates the stored token's expiry, so the next run must refresh it.
+func expire(t *testing.T, path string) {
+	t.Helper()
+	store := &g2wctl.Store{Path: path}
+	if err := store.Update(func(f *g2wctl.File) { f.Token.Expiry = time.Now().Add(-time.Minute) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// urlWriter sends the first http URL written to it.
+type urlWriter struct {
+	syncBuffer
+	urls chan string
+	sent atomic.Bool
+}
+
+var urlPattern = regexp.MustCompile(`https?://\S+`)
+
+func (w *urlWriter) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	if u := urlPattern.FindString(w.String()); u != "" && w.sent.CompareAndSwap(false, true) {
+		w.urls <- u
+	}
+	return n, err
+}
+
+func TestLoginStateMismatchKeepsWaiting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	conf := g2wctl.OAuthConfig(testClientID, testClientSecret, f.sim.URL+"/oauth")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := g2wctl.Login(ctx, conf, g2wctl.LoginConfig{Timeout: time.Second, OnURL: func(u string) {
+		// A forged redirect with the wrong state is refused, and login keeps waiting.
+		authURL, err := url.Parse(u)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp, err := http.Get(authURL.Query().Get("redirect_uri") + "?code=forged&state=wrong")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("forged redirect answered %d, want 400", resp.StatusCode)
+		}
+	}})
+	if err == nil || !strings.Contains(err.Error(), "no redirect within 1s") {
+		t.Errorf("login with only a forged redirect: %v, want a timeout", err)
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the whole error, or a prefix ending in "…"
+	}{
+		{"API 404", cc, []string{"webhooks", "get", "123"}, "GoTo API: 404 Not Found: …"},
+		{"bad client secret", map[string]string{"G2W_CLIENT_CREDENTIALS": "true", "G2W_CLIENT_SECRET": "wrong"},
+			[]string{"webhooks", "list"}, "GoTo OAuth: 401 Unauthorized: HTTP Basic client authentication failed"},
+		{"no login yet", nil, []string{"webhooks", "list"}, g2wctl.ErrNoToken.Error()},
+		{"unknown command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, err := f.run(t, tt.env, tt.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error spans lines: %q", msg)
+			}
+			if prefix, ok := strings.CutSuffix(tt.want, "…"); ok {
+				if !strings.HasPrefix(msg, prefix) || len(msg) == len(prefix) {
+					t.Errorf("error %q, want %q followed by a message", msg, prefix)
+				}
+			} else if msg != tt.want {
+				t.Errorf("error %q, want %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigErrorsNameVariables(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	_, _, err := f.run(t, map[string]string{"G2W_CLIENT_ID": "", "G2W_CLIENT_SECRET": "", "G2W_TOKEN_FILE": "",
+		"XDG_CONFIG_HOME": "", "HOME": "", "G2W_CLIENT_CREDENTIALS": "maybe"}, "doctor")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, name := range []string{"G2W_CLIENT_ID", "G2W_CLIENT_SECRET", "G2W_TOKEN_FILE", "G2W_CLIENT_CREDENTIALS"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
