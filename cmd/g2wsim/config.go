@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/turnout-analytics/turnout/internal/g2wsim"
 )
 
 // config is everything g2wsim reads from its flags and environment, once, at start. A flag
@@ -20,6 +22,9 @@ type config struct {
 	TokenLifetime   time.Duration // -token-lifetime, G2WSIM_TOKEN_LIFETIME; default 60m
 	APIRate         int           // -api-rate, G2WSIM_API_RATE: 429 above this many requests/s; 0 off
 	Seed            uint64        // -seed, G2WSIM_SEED: scenario seed for POST /_sim/deliver; default 1
+	Webinars        int           // -webinars, G2WSIM_WEBINARS: scenario size; 0 (default) the small fixed one
+	Registrants     int           // -registrants, G2WSIM_REGISTRANTS: mean per webinar; default 20
+	JoinRate        float64       // -join-rate, G2WSIM_JOIN_RATE: chance an approved registrant joins; default 0.6
 	Rate            float64       // -rate, G2WSIM_RATE: deliveries/s; 0 unlimited
 	Concurrency     int           // -concurrency, G2WSIM_CONCURRENCY; default 4
 	Duplicates      float64       // -duplicates, G2WSIM_DUPLICATES: fraction redelivered, 0..1
@@ -32,8 +37,11 @@ const usageText = `Usage: g2wsim [flags]
 
 A local GoToWebinar: the Webhooks Management API under /G2W/rest/v2 (g2wctl's base URL:
 http://ADDR/G2W/rest/v2), OAuth2 at /oauth/authorize and /oauth/token, and deliveries of a
-generated scenario to the webhooks set up, on POST /_sim/deliver[?seed=N] (answers a JSON
-report with the expected conversion figures).
+generated scenario to the webhooks set up, on POST /_sim/deliver (answers a JSON report with
+the expected conversion figures). The query parameters seed, webinars, registrants and
+join_rate override the flags below for one run:
+  curl -X POST 'http://ADDR/_sim/deliver?webinars=1000&registrants=50&join_rate=0.4'
+With -rate and -concurrency this makes g2wsim a load generator.
 
 Each flag can also be set by the environment variable named in brackets; the flag wins.
 LOG_LEVEL (debug | info | warn | error) sets the log level.
@@ -44,7 +52,7 @@ Flags:`
 // error. The client secret never appears in an error.
 func loadConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
 	cfg := config{Addr: "127.0.0.1:8095", TokenLifetime: 60 * time.Minute, Seed: 1, Concurrency: 4,
-		ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
+		Registrants: 20, JoinRate: 0.6, ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
 	fs := flag.NewFlagSet("g2wsim", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.Usage = func() {
@@ -68,6 +76,9 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	bind((*durationValue)(&cfg.TokenLifetime), "token-lifetime", "G2WSIM_TOKEN_LIFETIME", "access token lifetime")
 	bind(&intValue{p: &cfg.APIRate, min: 0}, "api-rate", "G2WSIM_API_RATE", "answer 429 above this many management requests per second (0: off; live GoTo: 10)")
 	bind((*uintValue)(&cfg.Seed), "seed", "G2WSIM_SEED", "default scenario seed")
+	bind(&intValue{p: &cfg.Webinars, min: 0, max: g2wsim.MaxWebinars}, "webinars", "G2WSIM_WEBINARS", "webinars in the scenario (0: the small fixed scenario)")
+	bind(&intValue{p: &cfg.Registrants, min: 1, max: g2wsim.MaxRegistrants}, "registrants", "G2WSIM_REGISTRANTS", "mean registrants per webinar (±25%)")
+	bind(&floatValue{p: &cfg.JoinRate, min: 0, max: 1}, "join-rate", "G2WSIM_JOIN_RATE", "chance an approved registrant joins, 0 to 1")
 	bind(&floatValue{p: &cfg.Rate, min: 0, max: 1e9}, "rate", "G2WSIM_RATE", "deliveries per second, retries included (0: unlimited)")
 	bind(&intValue{p: &cfg.Concurrency, min: 1}, "concurrency", "G2WSIM_CONCURRENCY", "deliveries in flight at once")
 	bind(&floatValue{p: &cfg.Duplicates, min: 0, max: 1}, "duplicates", "G2WSIM_DUPLICATES", "fraction of events delivered twice, 0 to 1")
@@ -87,6 +98,9 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	if cfg.Webinars*cfg.Registrants > g2wsim.MaxScenarioSize {
+		errs = append(errs, fmt.Errorf("G2WSIM_WEBINARS × G2WSIM_REGISTRANTS (-webinars × -registrants) must not exceed %d", g2wsim.MaxScenarioSize))
 	}
 	if cfg.ClientID == "" {
 		errs = append(errs, errors.New("G2WSIM_CLIENT_ID (-client-id) is required"))
@@ -123,8 +137,8 @@ func (v *durationValue) Set(s string) error {
 }
 
 type intValue struct {
-	p   *int
-	min int
+	p        *int
+	min, max int // max 0: no upper bound
 }
 
 func (v *intValue) String() string {
@@ -138,6 +152,9 @@ func (v *intValue) Set(s string) error {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < v.min {
 		return fmt.Errorf("%q is not an integer of at least %d", s, v.min)
+	}
+	if v.max > 0 && n > v.max {
+		return fmt.Errorf("%q is not an integer from %d to %d", s, v.min, v.max)
 	}
 	*v.p = n
 	return nil

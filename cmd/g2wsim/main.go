@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/turnout-analytics/turnout/internal/g2wsim"
+	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
 func main() {
@@ -55,7 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	deliverer := g2wsim.NewDeliverer(sim, g2wsim.DeliveryConfig{Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Duplicates: cfg.Duplicates, Shuffle: cfg.Shuffle, Seed: cfg.Seed, Logger: logger})
 	mux := http.NewServeMux()
-	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, cfg.Seed))
+	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, scenario.Options{Seed: cfg.Seed,
+		Webinars: cfg.Webinars, RegistrantsPerWebinar: cfg.Registrants, JoinRate: cfg.JoinRate}))
 	mux.Handle("/", sim.Handler())
 
 	ln, err := net.Listen("tcp", cfg.Addr)

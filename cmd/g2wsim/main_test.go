@@ -51,6 +51,14 @@ func TestLoadConfig(t *testing.T) {
 			check: func(c config) bool {
 				return c.Seed == 9 && c.Shuffle && c.TokenLifetime == 5*time.Minute && c.Addr == ":0"
 			}},
+		{name: "scenario size", env: with("G2WSIM_WEBINARS", "100", "G2WSIM_REGISTRANTS", "50", "G2WSIM_JOIN_RATE", "0.3"), args: []string{"-join-rate", "0.8"},
+			check: func(c config) bool { return c.Webinars == 100 && c.Registrants == 50 && c.JoinRate == 0.8 }},
+		{name: "default scenario size", env: base,
+			check: func(c config) bool { return c.Webinars == 0 && c.Registrants == 20 && c.JoinRate == 0.6 }},
+		{name: "bad scenario size", env: with("G2WSIM_WEBINARS", "-1", "G2WSIM_REGISTRANTS", "0", "G2WSIM_JOIN_RATE", "2"),
+			wantErr: []string{"G2WSIM_WEBINARS", "G2WSIM_REGISTRANTS", "G2WSIM_JOIN_RATE"}},
+		{name: "scenario too large", env: with("G2WSIM_WEBINARS", "100000", "G2WSIM_REGISTRANTS", "100"),
+			wantErr: []string{"G2WSIM_WEBINARS × G2WSIM_REGISTRANTS"}},
 		{name: "missing client", env: map[string]string{}, wantErr: []string{"G2WSIM_CLIENT_ID", "G2WSIM_CLIENT_SECRET"}},
 		{name: "bad values", env: with("G2WSIM_DUPLICATES", "2", "G2WSIM_TOKEN_LIFETIME", "soon", "G2WSIM_CONCURRENCY", "0", "LOG_LEVEL", "loud"),
 			wantErr: []string{"G2WSIM_DUPLICATES", "G2WSIM_TOKEN_LIFETIME", "G2WSIM_CONCURRENCY", "LOG_LEVEL"}},

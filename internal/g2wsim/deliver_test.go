@@ -201,7 +201,7 @@ func TestDeliverHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{}), 1))
+	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{}), scenario.Options{Seed: 1}))
 	t.Cleanup(ctl.Close)
 	resp, err := http.Post(ctl.URL+"?seed=5", "", nil)
 	if err != nil {

@@ -9,6 +9,9 @@
 // reaches us, and sequence attendees who come back on another day. Keys are live GoTo's
 // 19-digit numbers, encoded as bare JSON integers. The same seed gives the same bytes.
 //
+// GenerateWith makes the same kinds of stream at any size (Options: webinars, registrants
+// per webinar, join rate), for load tests and larger demos.
+//
 // The bodies are in a plausible arrival order, not a sorted one; the projections do not
 // care about order, so callers may shuffle them.
 package scenario
@@ -64,6 +67,8 @@ type webinar struct {
 	experience         string
 	times              []time.Time // scheduled starts; every session lasts an hour
 	joinRate           float64
+	// sessionBase + s is the sessionKey of session s.
+	sessionBase uint64
 }
 
 // generator accumulates events and figures.
@@ -72,18 +77,14 @@ type generator struct {
 	sc       Scenario
 	n        int
 	regKey   uint64
+	regBase  uint64                     // regKey's start: emails number registrants from it
 	joinedBy map[string]map[uint64]bool // webinar key -> registrant -> attended
 }
 
 // Generate returns the scenario for seed. Different seeds vary names, counts, sources and
 // who attends; the shape (which webinars exist, and what kinds of event occur) is fixed.
 func Generate(seed uint64) Scenario {
-	g := &generator{
-		r:        rand.New(rand.NewPCG(seed, 0x5ce4a210)),
-		sc:       Scenario{Expected: map[string]Figures{}, From: Base, To: Base},
-		regKey:   5100000000000000000,
-		joinedBy: map[string]map[uint64]bool{},
-	}
+	g := newGenerator(rand.NewPCG(seed, 0x5ce4a210), 5100000000000000000)
 	start := Base.Add(7 * 24 * time.Hour)
 	webinars := []webinar{
 		{key: 9100000000000000101, title: "Turnout 101: from webhooks to dashboards", recurrence: "single_session",
@@ -99,6 +100,7 @@ func Generate(seed uint64) Scenario {
 	}
 	for i := range webinars {
 		webinars[i].experience = experiences[i%len(experiences)]
+		webinars[i].sessionBase = 6100000000000000000 + webinars[i].key%1_000_000*10
 		g.created(webinars[i])
 	}
 	// The series' second part moves by an hour; the last webinar is cancelled (GoTo sends
@@ -116,7 +118,22 @@ func Generate(seed uint64) Scenario {
 	// still counts as a registrant (and an attendee).
 	g.regKey++
 	g.joined(webinars[0], g.regKey, 0, "Ana", "Walk-in", "", webinars[0].times[0].Add(4*time.Minute))
+	return g.finish()
+}
 
+// newGenerator returns a generator drawing from src whose registrant keys follow regBase.
+func newGenerator(src rand.Source, regBase uint64) *generator {
+	return &generator{
+		r:        rand.New(src),
+		sc:       Scenario{Expected: map[string]Figures{}, From: Base, To: Base},
+		regKey:   regBase,
+		regBase:  regBase,
+		joinedBy: map[string]map[uint64]bool{},
+	}
+}
+
+// finish counts the figures from who registered and who joined, and returns the scenario.
+func (g *generator) finish() Scenario {
 	for wk, byReg := range g.joinedBy {
 		f := Figures{Registrants: len(byReg)}
 		for _, attended := range byReg {
@@ -197,7 +214,7 @@ func (g *generator) registrant(w webinar) {
 	g.regKey++
 	key := g.regKey
 	fn, ln := firstNames[g.r.IntN(len(firstNames))], lastNames[g.r.IntN(len(lastNames))]
-	email := fmt.Sprintf("scenario.%d@example.com", key%1_000_000)
+	email := fmt.Sprintf("scenario.%d@example.com", key-g.regBase) // unique for any number of registrants
 	regAt := Base.Add(time.Duration(g.r.IntN(7*24*60)) * time.Minute)
 	status := "APPROVED"
 	if g.r.Float64() < 0.1 {
@@ -249,7 +266,7 @@ func (g *generator) registrant(w webinar) {
 // joined adds a registrant.joined of registrant key to session s of w.
 func (g *generator) joined(w webinar, key uint64, s int, fn, ln, email string, at time.Time) {
 	ev := map[string]any{"eventName": "registrant.joined", "webinarKey": w.key, "registrantKey": key,
-		"sessionKey": sessionKey(w, s), "webinarCreatorKey": organizerKey, "webinarTitle": w.title,
+		"sessionKey": w.sessionBase + uint64(s), "webinarCreatorKey": organizerKey, "webinarTitle": w.title,
 		"experienceType": w.experience, "recurrenceType": w.recurrence,
 		"firstName": fn, "lastName": ln, "joinTime": at.UnixMilli()}
 	if email != "" {
@@ -258,9 +275,6 @@ func (g *generator) joined(w webinar, key uint64, s int, fn, ln, email string, a
 	g.add(ev, at)
 	g.joinedBy[strconv.FormatUint(w.key, 10)][key] = true
 }
-
-// sessionKey is GoTo's key of session s of w: a sequence has one per scheduled time.
-func sessionKey(w webinar, s int) uint64 { return 6100000000000000000 + w.key%1_000_000*10 + uint64(s) }
 
 // WebinarKeys returns the keys of Expected, sorted.
 func (s Scenario) WebinarKeys() []string {

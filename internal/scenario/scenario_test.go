@@ -121,9 +121,29 @@ func TestEventsAreValidAndCoverTheShape(t *testing.T) {
 // compares analytics.webinar_conversion with the figures the generator promises.
 func TestExpectedMatchesProjections(t *testing.T) {
 	t.Parallel()
+	sc := scenario.Generate(7)
+	assertProjected(t, sc, conversion(t, sc))
+}
+
+// assertProjected compares analytics' figures with the scenario's.
+func assertProjected(t *testing.T, sc scenario.Scenario, got map[string]scenario.Figures) {
+	t.Helper()
+	if len(got) != len(sc.Expected) {
+		t.Errorf("analytics has %d webinars, want %d", len(got), len(sc.Expected))
+	}
+	for _, k := range sc.WebinarKeys() {
+		if got[k] != sc.Expected[k] {
+			t.Errorf("webinar %s: analytics says %+v, scenario expects %+v", k, got[k], sc.Expected[k])
+		}
+	}
+}
+
+// conversion appends sc's events to a fresh event log in one transaction, runs the real
+// projections over it, and returns analytics.webinar_conversion per webinar key.
+func conversion(t *testing.T, sc scenario.Scenario) map[string]scenario.Figures {
+	t.Helper()
 	pool, _ := pgtest.Pool(t)
 	ctx := t.Context()
-	sc := scenario.Generate(7)
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatalf("begin: %v", err)
@@ -162,14 +182,7 @@ func TestExpectedMatchesProjections(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("read conversion: %v", err)
 	}
-	if len(got) != len(sc.Expected) {
-		t.Errorf("analytics has %d webinars, want %d", len(got), len(sc.Expected))
-	}
-	for _, k := range sc.WebinarKeys() {
-		if got[k] != sc.Expected[k] {
-			t.Errorf("webinar %s: analytics says %+v, scenario expects %+v", k, got[k], sc.Expected[k])
-		}
-	}
+	return got
 }
 
 func TestFromToSpanTheSchedule(t *testing.T) {
