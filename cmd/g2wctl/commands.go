@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/turnout-analytics/turnout/internal/envflag"
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
 	"github.com/turnout-analytics/turnout/internal/g2wctl"
 )
@@ -164,8 +165,8 @@ func (a *app) login(ctx context.Context, args []string) error {
 	var redirect string
 	timeout := 5 * time.Minute
 	cfg, pos, err := a.parse("login [--redirect URL] [--timeout 5m]", args, func(fs *flag.FlagSet) {
-		fs.Var((*stringValue)(&redirect), "redirect", "loopback redirect URL registered with the OAuth client (default http://127.0.0.1:<random>/callback)")
-		fs.Var((*durationValue)(&timeout), "timeout", "how long to wait for the browser")
+		fs.Var(envflag.StringValue(&redirect), "redirect", "loopback redirect URL registered with the OAuth client (default http://127.0.0.1:<random>/callback)")
+		fs.Var(envflag.DurationValue(&timeout), "timeout", "how long to wait for the browser")
 	})
 	if err != nil {
 		return err
@@ -191,7 +192,7 @@ func (a *app) setup(ctx context.Context, args []string) error {
 	var callback string
 	events := listValue(g2wctl.Events)
 	cfg, pos, err := a.parse("setup --callback URL [--events a,b,c]", args, func(fs *flag.FlagSet) {
-		fs.Var((*stringValue)(&callback), "callback", "ingest's webhook URL (https on live GoTo; required)")
+		fs.Var(envflag.StringValue(&callback), "callback", "ingest's webhook URL (https on live GoTo; required)")
 		fs.Var(&events, "events", "events to subscribe to")
 	})
 	if err != nil {
@@ -232,7 +233,7 @@ func saveSecret(store *g2wctl.Store, apiURL string, k g2wapi.SecretKey) error {
 func (a *app) doctor(ctx context.Context, args []string) error {
 	var callback string
 	cfg, pos, err := a.parse("doctor [--callback URL]", args, func(fs *flag.FlagSet) {
-		fs.Var((*stringValue)(&callback), "callback", "check only the webhooks calling this URL")
+		fs.Var(envflag.StringValue(&callback), "callback", "check only the webhooks calling this URL")
 	})
 	if err != nil {
 		return err
@@ -285,7 +286,7 @@ func (a *app) webhooks(ctx context.Context, sub string, args []string) error {
 	events := listValue(g2wctl.Events)
 	cfg, keys, err := a.parse("webhooks "+sub, args, func(fs *flag.FlagSet) {
 		if sub == "create" {
-			fs.Var((*stringValue)(&callback), "callback", "callback URL (required)")
+			fs.Var(envflag.StringValue(&callback), "callback", "callback URL (required)")
 			fs.Var(&events, "events", "events to create webhooks for")
 		}
 	})
@@ -339,7 +340,7 @@ func (a *app) subscriptions(ctx context.Context, sub string, args []string) erro
 	var state stateValue
 	cfg, keys, err := a.parse("subscriptions "+sub, args, func(fs *flag.FlagSet) {
 		if sub == "create" || sub == "update" {
-			fs.Var((*stringValue)(&callback), "callback", "callback URL")
+			fs.Var(envflag.StringValue(&callback), "callback", "callback URL")
 		}
 		if sub == "update" {
 			fs.Var(&state, "state", "ACTIVE or INACTIVE")

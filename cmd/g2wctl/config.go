@@ -5,10 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/turnout-analytics/turnout/internal/envflag"
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
 	"github.com/turnout-analytics/turnout/internal/g2wctl"
 )
@@ -31,8 +30,8 @@ type config struct {
 // they fill, and errors met while reading the environment.
 type command struct {
 	fs     *flag.FlagSet
+	env    *envflag.Set
 	cfg    config
-	errs   []error
 	getenv func(string) string
 }
 
@@ -41,28 +40,18 @@ func newCommand(name, usage string, getenv func(string) string, stderr io.Writer
 	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv,
 		cfg: config{APIURL: g2wapi.DefaultBaseURL, AuthURL: DefaultAuthURL}}
 	c.fs.SetOutput(stderr)
+	c.env = envflag.New(c.fs, getenv)
 	c.fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: g2wctl %s\n\nFlags (each also read from the variable in brackets; the flag wins):\n", usage)
 		c.fs.PrintDefaults()
 	}
-	c.bind((*stringValue)(&c.cfg.ClientID), "client-id", "G2W_CLIENT_ID", "OAuth client id (required)")
-	c.bind((*secretValue)(&c.cfg.ClientSecret), "client-secret", "G2W_CLIENT_SECRET", "OAuth client secret (required; prefer the variable)")
-	c.bind((*stringValue)(&c.cfg.APIURL), "api-url", "G2W_API_URL", "Webhooks Management API base URL")
-	c.bind((*stringValue)(&c.cfg.AuthURL), "auth-url", "G2W_AUTH_URL", "OAuth2 server base URL (…/authorize, …/token)")
-	c.bind((*stringValue)(&c.cfg.TokenFile), "token-file", "G2W_TOKEN_FILE", "token and secret-key file (default $XDG_CONFIG_HOME/turnout/g2w-token.json)")
-	c.bind((*boolValue)(&c.cfg.ClientCredentials), "client-credentials", "G2W_CLIENT_CREDENTIALS", "use the client_credentials grant instead of the stored login token")
+	c.env.String(&c.cfg.ClientID, "client-id", "G2W_CLIENT_ID", "OAuth client id (required)")
+	c.env.Secret(&c.cfg.ClientSecret, "client-secret", "G2W_CLIENT_SECRET", "OAuth client secret (required; prefer the variable)")
+	c.env.String(&c.cfg.APIURL, "api-url", "G2W_API_URL", "Webhooks Management API base URL")
+	c.env.String(&c.cfg.AuthURL, "auth-url", "G2W_AUTH_URL", "OAuth2 server base URL (…/authorize, …/token)")
+	c.env.String(&c.cfg.TokenFile, "token-file", "G2W_TOKEN_FILE", "token and secret-key file (default $XDG_CONFIG_HOME/turnout/g2w-token.json)")
+	c.env.Bool(&c.cfg.ClientCredentials, "client-credentials", "G2W_CLIENT_CREDENTIALS", "use the client_credentials grant instead of the stored login token")
 	return c
-}
-
-// bind registers a flag whose default comes from env when set; a bad env value is reported
-// by name.
-func (c *command) bind(v flag.Value, name, env, help string) {
-	if s := c.getenv(env); s != "" {
-		if err := v.Set(s); err != nil {
-			c.errs = append(c.errs, fmt.Errorf("%s: %w", env, err))
-		}
-	}
-	c.fs.Var(v, name, help+" ["+env+"]")
 }
 
 // parse parses args, allowing flags after positional arguments (`update KEY --state …`), and
@@ -80,61 +69,24 @@ func (c *command) parse(args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+	errs := c.env.Errors()
 	if c.cfg.ClientID == "" {
-		c.errs = append(c.errs, errors.New("G2W_CLIENT_ID (--client-id) is required"))
+		errs = append(errs, errors.New("G2W_CLIENT_ID (--client-id) is required"))
 	}
 	if c.cfg.ClientSecret == "" {
-		c.errs = append(c.errs, errors.New("G2W_CLIENT_SECRET (--client-secret) is required"))
+		errs = append(errs, errors.New("G2W_CLIENT_SECRET (--client-secret) is required"))
 	}
 	if c.cfg.TokenFile == "" {
 		path, err := g2wctl.DefaultPath(c.getenv)
 		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("G2W_TOKEN_FILE (--token-file): no default: %w", err))
+			errs = append(errs, fmt.Errorf("G2W_TOKEN_FILE (--token-file): no default: %w", err))
 		}
 		c.cfg.TokenFile = path
 	}
-	return pos, errors.Join(c.errs...)
+	return pos, errors.Join(errs...)
 }
 
 // The flag.Value types below parse one setting each.
-
-type stringValue string
-
-func (v *stringValue) String() string     { return string(*v) }
-func (v *stringValue) Set(s string) error { *v = stringValue(strings.TrimSpace(s)); return nil }
-
-// secretValue never shows its value, so -h does not print a secret from the environment.
-type secretValue string
-
-func (v *secretValue) String() string     { return "" }
-func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
-
-type boolValue bool
-
-func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
-func (v *boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("%q is not true or false", s)
-	}
-	*v = boolValue(b)
-	return nil
-}
-
-// IsBoolFlag lets --client-credentials stand alone.
-func (v *boolValue) IsBoolFlag() bool { return true }
-
-type durationValue time.Duration
-
-func (v *durationValue) String() string { return time.Duration(*v).String() }
-func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("%q is not a positive duration such as 5m", s)
-	}
-	*v = durationValue(d)
-	return nil
-}
 
 // listValue is a comma-separated list.
 type listValue []string

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/turnout-analytics/turnout/internal/envflag"
 	"github.com/turnout-analytics/turnout/internal/g2wsim"
 )
 
@@ -59,35 +58,22 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 		fmt.Fprintln(usage, usageText)
 		fs.PrintDefaults()
 	}
-	var errs []error
-	// bind registers a flag whose default comes from env when set; a bad env value is
-	// reported by name and the flag keeps the built-in default.
-	bind := func(v flag.Value, name, env, help string) {
-		if s := getenv(env); s != "" {
-			if err := v.Set(s); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-		fs.Var(v, name, help+" ["+env+"]")
-	}
-	bind((*stringValue)(&cfg.Addr), "listen", "G2WSIM_ADDR", "listen address")
-	bind((*stringValue)(&cfg.ClientID), "client-id", "G2WSIM_CLIENT_ID", "OAuth client id (required)")
-	bind((*secretValue)(&cfg.ClientSecret), "client-secret", "G2WSIM_CLIENT_SECRET", "OAuth client secret (required; prefer the variable)")
-	bind((*durationValue)(&cfg.TokenLifetime), "token-lifetime", "G2WSIM_TOKEN_LIFETIME", "access token lifetime")
-	bind(&intValue{p: &cfg.APIRate, min: 0}, "api-rate", "G2WSIM_API_RATE", "answer 429 above this many management requests per second (0: off; live GoTo: 10)")
-	bind((*uintValue)(&cfg.Seed), "seed", "G2WSIM_SEED", "default scenario seed")
-	bind(&intValue{p: &cfg.Webinars, min: 0, max: g2wsim.MaxWebinars}, "webinars", "G2WSIM_WEBINARS", "webinars in the scenario (0: the small fixed scenario)")
-	bind(&intValue{p: &cfg.Registrants, min: 1, max: g2wsim.MaxRegistrants}, "registrants", "G2WSIM_REGISTRANTS", "mean registrants per webinar (±25%)")
-	bind(&floatValue{p: &cfg.JoinRate, min: 0, max: 1}, "join-rate", "G2WSIM_JOIN_RATE", "chance an approved registrant joins, 0 to 1")
-	bind(&floatValue{p: &cfg.Rate, min: 0, max: 1e9}, "rate", "G2WSIM_RATE", "deliveries per second, retries included (0: unlimited)")
-	bind(&intValue{p: &cfg.Concurrency, min: 1}, "concurrency", "G2WSIM_CONCURRENCY", "deliveries in flight at once")
-	bind(&floatValue{p: &cfg.Duplicates, min: 0, max: 1}, "duplicates", "G2WSIM_DUPLICATES", "fraction of events delivered twice, 0 to 1")
-	bind((*boolValue)(&cfg.Shuffle), "shuffle", "G2WSIM_SHUFFLE", "deliver events in a random order")
-	if s := getenv("G2WSIM_SHUTDOWN_TIMEOUT"); s != "" {
-		if err := (*durationValue)(&cfg.ShutdownTimeout).Set(s); err != nil {
-			errs = append(errs, fmt.Errorf("G2WSIM_SHUTDOWN_TIMEOUT: %w", err))
-		}
-	}
+	env := envflag.New(fs, getenv)
+	env.String(&cfg.Addr, "listen", "G2WSIM_ADDR", "listen address")
+	env.String(&cfg.ClientID, "client-id", "G2WSIM_CLIENT_ID", "OAuth client id (required)")
+	env.Secret(&cfg.ClientSecret, "client-secret", "G2WSIM_CLIENT_SECRET", "OAuth client secret (required; prefer the variable)")
+	env.Duration(&cfg.TokenLifetime, "token-lifetime", "G2WSIM_TOKEN_LIFETIME", "access token lifetime")
+	env.Int(&cfg.APIRate, 0, 0, "api-rate", "G2WSIM_API_RATE", "answer 429 above this many management requests per second (0: off; live GoTo: 10)")
+	env.Uint(&cfg.Seed, "seed", "G2WSIM_SEED", "default scenario seed")
+	env.Int(&cfg.Webinars, 0, g2wsim.MaxWebinars, "webinars", "G2WSIM_WEBINARS", "webinars in the scenario (0: the small fixed scenario)")
+	env.Int(&cfg.Registrants, 1, g2wsim.MaxRegistrants, "registrants", "G2WSIM_REGISTRANTS", "mean registrants per webinar (±25%)")
+	env.Float(&cfg.JoinRate, 0, 1, "join-rate", "G2WSIM_JOIN_RATE", "chance an approved registrant joins, 0 to 1")
+	env.Float(&cfg.Rate, 0, 1e9, "rate", "G2WSIM_RATE", "deliveries per second, retries included (0: unlimited)")
+	env.Int(&cfg.Concurrency, 1, 0, "concurrency", "G2WSIM_CONCURRENCY", "deliveries in flight at once")
+	env.Float(&cfg.Duplicates, 0, 1, "duplicates", "G2WSIM_DUPLICATES", "fraction of events delivered twice, 0 to 1")
+	env.Bool(&cfg.Shuffle, "shuffle", "G2WSIM_SHUFFLE", "deliver events in a random order")
+	env.Env(envflag.DurationValue(&cfg.ShutdownTimeout), "G2WSIM_SHUTDOWN_TIMEOUT")
+	errs := env.Errors()
 	if s := getenv("LOG_LEVEL"); s != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", s))
@@ -110,100 +96,3 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	}
 	return cfg, errors.Join(errs...)
 }
-
-// The flag.Value types below parse, and bound, one setting each.
-
-type stringValue string
-
-func (v *stringValue) String() string     { return string(*v) }
-func (v *stringValue) Set(s string) error { *v = stringValue(strings.TrimSpace(s)); return nil }
-
-// secretValue never shows its value, so -h does not print a secret from the environment.
-type secretValue string
-
-func (v *secretValue) String() string     { return "" }
-func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
-
-type durationValue time.Duration
-
-func (v *durationValue) String() string { return time.Duration(*v).String() }
-func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("%q is not a positive duration such as 60m", s)
-	}
-	*v = durationValue(d)
-	return nil
-}
-
-type intValue struct {
-	p        *int
-	min, max int // max 0: no upper bound
-}
-
-func (v *intValue) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*v.p)
-}
-
-func (v *intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < v.min {
-		return fmt.Errorf("%q is not an integer of at least %d", s, v.min)
-	}
-	if v.max > 0 && n > v.max {
-		return fmt.Errorf("%q is not an integer from %d to %d", s, v.min, v.max)
-	}
-	*v.p = n
-	return nil
-}
-
-type uintValue uint64
-
-func (v *uintValue) String() string { return strconv.FormatUint(uint64(*v), 10) }
-func (v *uintValue) Set(s string) error {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%q is not an unsigned integer", s)
-	}
-	*v = uintValue(n)
-	return nil
-}
-
-type floatValue struct {
-	p        *float64
-	min, max float64
-}
-
-func (v *floatValue) String() string {
-	if v.p == nil {
-		return "0"
-	}
-	return strconv.FormatFloat(*v.p, 'g', -1, 64)
-}
-
-func (v *floatValue) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < v.min || f > v.max {
-		return fmt.Errorf("%q is not a number from %g to %g", s, v.min, v.max)
-	}
-	*v.p = f
-	return nil
-}
-
-type boolValue bool
-
-func (v *boolValue) String() string { return strconv.FormatBool(bool(*v)) }
-func (v *boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("%q is not true or false", s)
-	}
-	*v = boolValue(b)
-	return nil
-}
-
-// IsBoolFlag lets -shuffle stand alone.
-func (v *boolValue) IsBoolFlag() bool { return true }
