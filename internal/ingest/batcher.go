@@ -27,12 +27,13 @@ var ErrClosed = errors.New("ingest: batcher closed")
 // closed-loop benchmark that only delayed the senders that would have filled the batch,
 // so it is off by default.
 type batcher struct {
-	pool    *pgxpool.Pool
-	max     int
-	wait    time.Duration
-	timeout time.Duration
-	logger  *slog.Logger
-	metrics *metrics
+	pool     *pgxpool.Pool
+	max      int
+	wait     time.Duration
+	timeout  time.Duration
+	logger   *slog.Logger
+	metrics  *metrics
+	failures *failureLog
 
 	queue chan *pending
 	// mu guards closed against concurrent sends on queue: submit holds it shared while
@@ -63,7 +64,9 @@ func newBatcher(pool *pgxpool.Pool, cfg Config, logger *slog.Logger, m *metrics)
 		timeout: cfg.CommitTimeout,
 		logger:  logger,
 		metrics: m,
-		queue:   make(chan *pending, cfg.BatchMax*cfg.BatchWorkers),
+		// At most one line per second while batches keep failing (a database outage).
+		failures: newFailureLog(time.Second),
+		queue:    make(chan *pending, cfg.BatchMax*cfg.BatchWorkers),
 	}
 	b.wg.Add(cfg.BatchWorkers)
 	for range cfg.BatchWorkers {
@@ -152,8 +155,8 @@ func (b *batcher) work() {
 		outcomes, err = a.append(ctx, b.pool, entries, outcomes[:0])
 		cancel()
 		if err != nil {
-			// Logged once here for the whole batch; the handlers only answer 503.
-			b.logger.Error("append batch", slog.Int("size", len(batch)), slog.Any("error", err))
+			// Logged here for the whole batch (throttled); the handlers only answer 503.
+			b.failures.batchFailed(b.logger, len(batch), err)
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		for i, p := range batch {
