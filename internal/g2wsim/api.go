@@ -196,7 +196,7 @@ func (a *api) UpdateWebhooks(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	changes := make([]webhookChange, len(items))
+	changes := make([]change, len(items))
 	for i, it := range items {
 		state := it.State
 		if state == "" {
@@ -206,9 +206,9 @@ func (a *api) UpdateWebhooks(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a webhookKey and a state of ACTIVE or INACTIVE")
 			return
 		}
-		changes[i] = webhookChange{key: it.WebhookKey, state: state, callbackURL: it.CallbackURL}
+		changes[i] = change{key: it.WebhookKey, state: state, callbackURL: it.CallbackURL}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c webhookChange) string { return c.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c change) string { return c.callbackURL })) {
 		return
 	}
 	if err := a.store.updateWebhooks(changes); err != nil {
@@ -316,7 +316,7 @@ func (a *api) UpdateUserSubscription(w http.ResponseWriter, r *http.Request, key
 		writeError(w, http.StatusBadRequest, "InvalidRequest", "body is not a UserSubscriptionUpdate object")
 		return
 	}
-	a.updateSubscriptions(w, r, []subscriptionChange{{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}})
+	a.updateSubscriptions(w, r, []change{{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}})
 }
 
 // updateSubscriptionsLive is live GoTo's PUT /userSubscriptions with an array (not in the spec).
@@ -331,25 +331,25 @@ func (a *api) updateSubscriptionsLive(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	changes := make([]subscriptionChange, len(items))
+	changes := make([]change, len(items))
 	for i, it := range items {
 		key := string(it.UserSubscriptionKey)
 		if key == "" {
 			key = string(it.SubscriptionKey)
 		}
-		changes[i] = subscriptionChange{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}
+		changes[i] = change{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}
 	}
 	a.updateSubscriptions(w, r, changes)
 }
 
-func (a *api) updateSubscriptions(w http.ResponseWriter, r *http.Request, changes []subscriptionChange) {
+func (a *api) updateSubscriptions(w http.ResponseWriter, r *http.Request, changes []change) {
 	for _, c := range changes {
 		if c.key == "" || c.state != "" && !c.state.valid() || c.state == "" && c.callbackURL == "" {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a key and a userSubscriptionState of ACTIVE or INACTIVE or a callbackUrl")
 			return
 		}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c subscriptionChange) string { return c.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c change) string { return c.callbackURL })) {
 		return
 	}
 	if err := a.store.updateSubscriptions(changes); err != nil {

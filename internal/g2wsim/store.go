@@ -130,29 +130,36 @@ func (s *store) listWebhooks(product string) []webhookRec {
 	return out
 }
 
-// webhookChange is one entry of a PUT /webhooks; empty fields are left as they are.
-type webhookChange struct {
+// change is one entry of a PUT /webhooks or PUT /userSubscriptions; empty fields are left as
+// they are.
+type change struct {
 	key         string
 	state       State
 	callbackURL string
 }
 
 // updateWebhooks applies all changes or, when a key is unknown, none.
-func (s *store) updateWebhooks(changes []webhookChange) error {
+func (s *store) updateWebhooks(changes []change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return applyChanges(s.webhooks, changes, func(w *webhookRec) (*State, *string) { return &w.state, &w.callbackURL })
+}
+
+// applyChanges applies changes to the records of m whose state and callback URL fields
+// returns, all of them or, when a key is unknown, none.
+func applyChanges[R any](m map[string]*R, changes []change, fields func(*R) (*State, *string)) error {
 	for _, c := range changes {
-		if _, ok := s.webhooks[c.key]; !ok {
+		if _, ok := m[c.key]; !ok {
 			return errNotFound
 		}
 	}
 	for _, c := range changes {
-		w := s.webhooks[c.key]
+		state, callbackURL := fields(m[c.key])
 		if c.state != "" {
-			w.state = c.state
+			*state = c.state
 		}
 		if c.callbackURL != "" {
-			w.callbackURL = c.callbackURL
+			*callbackURL = c.callbackURL
 		}
 	}
 	return nil
@@ -233,32 +240,11 @@ func (s *store) listSubscriptions() []subscriptionView {
 	return out
 }
 
-// subscriptionChange is one subscription update; empty fields are left as they are.
-type subscriptionChange struct {
-	key         string
-	state       State
-	callbackURL string
-}
-
 // updateSubscriptions applies all changes or, when a key is unknown, none.
-func (s *store) updateSubscriptions(changes []subscriptionChange) error {
+func (s *store) updateSubscriptions(changes []change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range changes {
-		if _, ok := s.subs[c.key]; !ok {
-			return errNotFound
-		}
-	}
-	for _, c := range changes {
-		sub := s.subs[c.key]
-		if c.state != "" {
-			sub.state = c.state
-		}
-		if c.callbackURL != "" {
-			sub.callbackURL = c.callbackURL
-		}
-	}
-	return nil
+	return applyChanges(s.subs, changes, func(sub *subscriptionRec) (*State, *string) { return &sub.state, &sub.callbackURL })
 }
 
 // deleteSubscriptions deletes all the subscriptions or, when a key is unknown, none.
