@@ -15,10 +15,15 @@ if [ -n "${DATABASE_URL:-}" ]; then
   exec "$@"
 fi
 
+# free_port picks a port nobody listens on, below the kernel's ephemeral range: a port in
+# that range can be the local end of some outgoing connection, which a connect test does not
+# see but which makes the server's bind fail (seen after a benchmark left thousands).
 free_port() {
-  local p
+  local p lo=32768
+  read -r lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$lo" -gt 11000 ] || lo=32768 # a range starting very low: use the usual one's bound
   for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 10000 + RANDOM % (lo - 10000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   echo "no free port found" >&2; return 1
@@ -37,7 +42,7 @@ port=$(free_port)
 tmp=$(mktemp -d -t turnout-pg.XXXXXX)
 chmod 755 "$tmp"
 
-settings=(-c listen_addresses=127.0.0.1 -c "port=$port" -c "unix_socket_directories=$tmp" -c max_connections=300 -c shared_buffers=256MB)
+settings=(-c listen_addresses=127.0.0.1 -c "unix_socket_directories=$tmp" -c max_connections=300 -c shared_buffers=256MB)
 if [ "${PG_DURABLE:-0}" != "1" ]; then
   settings+=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
 fi
@@ -61,8 +66,18 @@ if [ -n "$pg_bin" ]; then
   trap cleanup EXIT INT TERM
   "${as[@]}" "$pg_bin/initdb" -D "$tmp/data" -U postgres --auth=trust -E UTF8 --no-locale >"$tmp/initdb.log" 2>&1 \
     || { cat "$tmp/initdb.log" >&2; exit 1; }
-  "${as[@]}" "$pg_bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 -o "$(printf '%q ' "${settings[@]}")" start >/dev/null \
-    || { cat "$tmp/server.log" >&2; exit 1; }
+  # Another process can take the port between the check and the bind: then try another.
+  for attempt in 1 2 3 4 5; do
+    rm -f "$tmp/server.log"
+    if "${as[@]}" "$pg_bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \
+        -o "$(printf '%q ' "${settings[@]}" -c "port=$port")" start >"$tmp/pg_ctl.log" 2>&1; then
+      break
+    fi
+    if [ "$attempt" = 5 ] || ! grep -q "could not create any TCP/IP sockets" "$tmp/server.log"; then
+      cat "$tmp/pg_ctl.log" "$tmp/server.log" >&2; exit 1
+    fi
+    port=$(free_port)
+  done
 elif command -v docker >/dev/null 2>&1; then
   name="turnout-pg-$$"
   cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$tmp"; }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -317,14 +316,7 @@ type cluster struct {
 // test looks for.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{bin: pgBinDir(t), dir: t.TempDir()}
-	host, port, err := net.SplitHostPort(freeAddr(t))
-	if err != nil || host == "" {
-		t.Fatalf("split free address: %v", err)
-	}
-	if c.port, err = strconv.Atoi(port); err != nil {
-		t.Fatal(err)
-	}
+	c := &cluster{bin: pgBinDir(t), dir: t.TempDir(), port: stablePort(t)}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {

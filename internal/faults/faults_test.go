@@ -106,6 +106,33 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// stablePort returns a free loopback port below the kernel's ephemeral range, for a server
+// that is stopped and started again on the same port. While it is down, a port in the
+// ephemeral range can become the local end of an outgoing connection (the services'
+// reconnects go to that very port), and the restart's bind would then fail.
+func stablePort(t *testing.T) int {
+	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				lo = n
+			}
+		}
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(lo-10000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
 func waitFor(t *testing.T, within time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
