@@ -5,6 +5,9 @@
 //	bench live     2xx → visible in analytics.webinar_conversion at 1,000 deliveries/s
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
 //
+// bench ingest also starts this program as "bench http-floor ADDR": a chi server that only
+// reads each request and answers 200, the reference for what HTTP alone allows here.
+//
 // It needs DATABASE_URL (make bench-… starts a throwaway durable cluster) and the binaries
 // in bin/ (make bench-… builds them first).
 package main
@@ -38,6 +41,9 @@ func run(ctx context.Context, args []string) error {
 	if len(args) < 1 {
 		return errors.New("usage: bench ingest|live|replay [flags]")
 	}
+	if args[0] == floorCommand && len(args) == 2 {
+		return serveHTTPFloor(ctx, args[1]) // started by bench ingest, not by hand
+	}
 	admin := os.Getenv("DATABASE_URL")
 	if admin == "" {
 		return errors.New("DATABASE_URL is not set (use make bench-ingest / make bench-replay)")
@@ -51,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 	case "replay":
 		return benchReplay(ctx, admin, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (want ingest or replay)", args[0])
+		return fmt.Errorf("unknown benchmark %q (want ingest, live or replay)", args[0])
 	}
 }
 

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadPgbenchLog(t *testing.T) {
+	tests := []struct {
+		name    string
+		log     string
+		want    []time.Duration
+		wantErr string
+	}{
+		{
+			name: "fixed rate, with schedule lag",
+			// time already counts from the scheduled start: the lag is part of it.
+			log:  "0 1 611 0 1795783737 409107 217\n1 2 8225 0 1795783737 405052 8074\n",
+			want: []time.Duration{611 * time.Microsecond, 8225 * time.Microsecond},
+		},
+		{
+			name: "flat out, no lag column",
+			log:  "3 7 1200 0 1795783737 409107\n",
+			want: []time.Duration{1200 * time.Microsecond},
+		},
+		{name: "skipped transaction", log: "0 1 skipped 0 1795783737 409107 60000\n", wantErr: "skipped"},
+		{name: "failed transaction", log: "0 1 failed 0 1795783737 409107 0\n", wantErr: "failed"},
+		{name: "short line", log: "0 1 611\n", wantErr: "unexpected line"},
+		{name: "not a number", log: "0 1 6x1 0 1795783737 409107 217\n", wantErr: "unexpected line"},
+		{name: "empty", log: "", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readPgbenchLog(strings.NewReader(tt.log), nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("latencies = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcTicksCountsThisProcessCPU(t *testing.T) {
+	self := strconv.Itoa(os.Getpid())
+	before, err := procTicks(self, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU until the kernel has charged at least two ticks (20 ms) to us.
+	deadline := time.Now().Add(5 * time.Second)
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x += i
+		}
+		after, err := procTicks(self, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after-before >= 2 {
+			withChildren, err := procTicks(self, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if withChildren < after {
+				t.Fatalf("with children %d < own %d ticks", withChildren, after)
+			}
+			return
+		}
+	}
+	t.Fatalf("no CPU time charged after 5 s of spinning (%d)", x)
+}
+
+func TestPerDelivery(t *testing.T) {
+	a := cpuShares{loadgen: 100, service: 1000, postgres: 50}
+	b := cpuShares{loadgen: 300, service: 1400, postgres: 250}
+	// 200, 400 and 200 ticks of 10 ms over 1,000 deliveries: 2 ms, 4 ms, 2 ms each.
+	got := perDelivery(a, b, 1000, "ingest")
+	if got.loadgen != 2*time.Millisecond || got.service != 4*time.Millisecond || got.postgres != 2*time.Millisecond {
+		t.Fatalf("perDelivery = %+v", got)
+	}
+	if got.total() != 8*time.Millisecond {
+		t.Fatalf("total = %s, want 8ms", got.total())
+	}
+	if s := got.String(); s != "CPU each: load generator 2ms, ingest 4ms, PostgreSQL 2ms, total 8ms" {
+		t.Fatalf("String() = %q", s)
+	}
+	if s := perDelivery(a, b, 1000, "").String(); strings.Contains(s, "ingest") {
+		t.Fatalf("no service named, yet %q", s)
+	}
+	if got := perDelivery(a, b, 0, "ingest"); got.total() != 0 {
+		t.Fatalf("no deliveries: %+v, want zero", got)
+	}
+}
+
+func TestHTTPFloorAnswersLikeIngest(t *testing.T) {
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveHTTPFloor(ctx, addr) }()
+	if err := waitReady(ctx, "http://"+addr+"/readyz", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	code, err := newRawClient(addr, 1).post(ctx, []byte(fmt.Sprintf(deliveryBody, 1, 1, 1)))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("post = %d, %v; want 200", code, err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("serveHTTPFloor returned %v after its context ended", err)
+	}
+}
+
+func TestDiskProbeTimesFlushes(t *testing.T) {
+	p, err := startDiskProbe(context.Background(), t.TempDir(), time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	lat := p.stop()
+	if len(lat) == 0 {
+		t.Fatal("no flush timed in 100ms")
+	}
+	for _, d := range lat {
+		if d <= 0 {
+			t.Fatalf("flush latency %s", d)
+		}
+	}
+	if s := describeFlushes(lat); !strings.Contains(s, "p50 ") {
+		t.Fatalf("describeFlushes = %q", s)
+	}
+}
+
+func TestDescribeFlushesCountsStalls(t *testing.T) {
+	lat := []time.Duration{time.Millisecond, 2 * time.Millisecond, 60 * time.Millisecond, 300 * time.Millisecond}
+	got := describeFlushes(lat)
+	if !strings.Contains(got, "max 300ms") || !strings.Contains(got, "360ms in flushes over 50ms") {
+		t.Fatalf("describeFlushes = %q", got)
+	}
+	if got := describeFlushes(nil); got != "no samples" {
+		t.Fatalf("describeFlushes(nil) = %q", got)
+	}
+}
