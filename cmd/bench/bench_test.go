@@ -119,9 +119,14 @@ func TestHTTPFloorAnswersLikeIngest(t *testing.T) {
 	if err := waitReady(ctx, "http://"+addr+"/readyz", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	code, err := newRawClient(addr, 1).post(ctx, []byte(fmt.Sprintf(deliveryBody, 1, 1, 1)))
+	client := newRawClient(addr, 1)
+	code, err := client.post(ctx, []byte(fmt.Sprintf(deliveryBody, 1, 1, 1)))
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("post = %d, %v; want 200", code, err)
+	}
+	client.close()
+	if len(client.conns) != 0 {
+		t.Fatalf("%d idle connections left after close", len(client.conns))
 	}
 	cancel()
 	if err := <-served; err != nil {

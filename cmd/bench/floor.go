@@ -79,7 +79,9 @@ func measureHTTPFloor(ctx context.Context, senders int, d time.Duration) (float6
 	if err := waitReady(ctx, "http://"+addr+"/readyz", 10*time.Second); err != nil {
 		return 0, cpuEach{}, fmt.Errorf("HTTP floor server did not start: %w", err)
 	}
-	send := newRawClient(addr, 2*senders).post
+	client := newRawClient(addr, 2*senders)
+	defer client.close() // before the server is killed: its connections are of no further use
+	send := client.post
 	var seq atomic.Int64
 	deliver := func(ctx context.Context) (int, error) {
 		n := seq.Add(1)

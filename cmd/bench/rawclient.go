@@ -81,3 +81,15 @@ func (rc *rawClient) post(ctx context.Context, body []byte) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// close closes the idle connections; connections still in use are closed by their post.
+func (rc *rawClient) close() {
+	for {
+		select {
+		case conn := <-rc.conns:
+			conn.c.Close()
+		default:
+			return
+		}
+	}
+}
