@@ -38,9 +38,16 @@ type fixture struct {
 	env       map[string]string
 }
 
+// newFixture starts an emulator with the default visibility delay (1s, so setup's waits run).
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	sim, err := g2wsim.New(g2wsim.Config{ClientID: testClientID, ClientSecret: testClientSecret})
+	return newFixtureWith(t, g2wsim.Config{})
+}
+
+func newFixtureWith(t *testing.T, cfg g2wsim.Config) *fixture {
+	t.Helper()
+	cfg.ClientID, cfg.ClientSecret = testClientID, testClientSecret
+	sim, err := g2wsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +114,19 @@ var cc = map[string]string{"G2W_CLIENT_CREDENTIALS": "true"}
 // api returns a client of the sim authenticated with client credentials, to check its state.
 func (f *fixture) api(t *testing.T) *g2wapi.Client {
 	t.Helper()
+	return f.apiAs(t, "")
+}
+
+// apiAs returns a client of the sim for the organizer hint names ("" the first).
+func (f *fixture) apiAs(t *testing.T, hint string) *g2wapi.Client {
+	t.Helper()
 	conf := clientcredentials.Config{ClientID: testClientID, ClientSecret: testClientSecret,
 		TokenURL: f.sim.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
-	c, err := g2wapi.New(g2wapi.Config{BaseURL: f.sim.URL + g2wsim.BasePath, HTTPClient: conf.Client(t.Context())})
+	if hint != "" {
+		conf.EndpointParams = url.Values{"login_hint": {hint}}
+	}
+	c, err := g2wapi.New(g2wapi.Config{BaseURL: f.sim.URL + g2wsim.BasePath, HTTPClient: conf.Client(t.Context()),
+		Limiter: g2wapi.NewLimiter(1000)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +200,7 @@ func TestSetupAndDoctor(t *testing.T) {
 			t.Errorf("subscription %+v: want ACTIVE", s)
 		}
 	}
-	if file := f.loadFile(t); file.SecretKey == nil || file.SecretKey.Value != secret {
+	if file := f.loadFile(t); len(file.SecretKeys) != 1 || file.SecretKeys[0].Value != secret {
 		t.Errorf("token file does not keep the secret key printed")
 	}
 
@@ -204,6 +221,7 @@ func TestSetupAndDoctor(t *testing.T) {
 	}
 
 	out, _, err = f.run(t, cc, "doctor", "--callback", f.callbackURL())
+	// 4 webhooks, 4 subscriptions of the one organizer, the callback.
 	if err != nil || strings.Contains(out, "[FAIL]") || strings.Count(out, "[ok]") != 9 {
 		t.Fatalf("doctor on a complete setup: %v\n%s", err, out)
 	}
@@ -237,7 +255,7 @@ func TestSetupAndDoctor(t *testing.T) {
 
 func TestResourceCommands(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixtureWith(t, g2wsim.Config{VisibilityDelay: -1})
 	out, _, err := f.run(t, cc, "webhooks", "create", "--callback", f.callbackURL(), "--events", "registrant.added")
 	if err != nil {
 		t.Fatalf("webhooks create: %v", err)
@@ -319,7 +337,7 @@ func TestLoginAndRefresh(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	first := f.loadFile(t).Token
+	first := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token
 	if first == nil || first.AccessToken == "" || first.RefreshToken == "" {
 		t.Fatalf("login stored %+v; want access and refresh tokens", first)
 	}
@@ -328,7 +346,7 @@ func TestLoginAndRefresh(t *testing.T) {
 	if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
 		t.Fatalf("webhooks list with the stored token: %v", err)
 	}
-	if got := f.loadFile(t).Token; got.AccessToken != first.AccessToken {
+	if got := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token; got.AccessToken != first.AccessToken {
 		t.Error("a valid token was replaced")
 	}
 
@@ -340,7 +358,7 @@ func TestLoginAndRefresh(t *testing.T) {
 		if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
 			t.Fatalf("refresh %d: %v", i, err)
 		}
-		got := f.loadFile(t).Token
+		got := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token
 		if got.AccessToken == prev.AccessToken || got.RefreshToken != first.RefreshToken || !got.Expiry.After(time.Now()) {
 			t.Errorf("refresh %d stored access changed=%v refresh kept=%v expiry %v",
 				i, got.AccessToken != prev.AccessToken, got.RefreshToken == first.RefreshToken, got.Expiry)
@@ -353,7 +371,9 @@ func TestLoginAndRefresh(t *testing.T) {
 func expire(t *testing.T, path string) {
 	t.Helper()
 	store := &g2wctl.Store{Path: path}
-	if err := store.Update(func(f *g2wctl.File) { f.Token.Expiry = time.Now().Add(-time.Minute) }); err != nil {
+	if err := store.Update(func(f *g2wctl.File) {
+		f.Profiles[g2wctl.DefaultProfile].Token.Expiry = time.Now().Add(-time.Minute)
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
