@@ -474,3 +474,142 @@ func TestConfigErrorsNameVariables(t *testing.T) {
 		}
 	}
 }
+
+// login runs `g2wctl login --profile profile --login-hint hint`, playing the browser: it
+// follows the URL login prints to the emulator's authorize endpoint and back.
+func (f *fixture) login(t *testing.T, profile, hint string) string {
+	t.Helper()
+	urls := make(chan string, 1)
+	stderr := &urlWriter{urls: urls}
+	done := make(chan error, 1)
+	var stdout syncBuffer
+	go func() {
+		done <- run(t.Context(), []string{"login", "--profile", profile, "--login-hint", hint, "--timeout", "30s"}, f.getenv(nil), &stdout, stderr)
+	}()
+	select {
+	case u := <-urls:
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	case err := <-done:
+		t.Fatalf("login ended before printing a URL: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("login printed no URL")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("login %s: %v", profile, err)
+	}
+	return stdout.String()
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, args := range [][]string{{"-h"}, {"secret", "-h"}, {"secret", "--help"}, {"webhooks", "-h"}, {"subscriptions", "-h"},
+		{"setup", "-h"}, {"secret", "rotate", "-h"}, {"login", "-h"}} {
+		if _, _, err := f.run(t, nil, args...); err != nil {
+			t.Errorf("g2wctl %v: %v, want exit 0", args, err)
+		}
+	}
+	if _, _, err := f.run(t, nil, "secret"); err == nil {
+		t.Error("g2wctl secret without a subcommand: no error")
+	}
+}
+
+// TestEveryOrganizer logs in two organizers as two profiles, sets up both, checks doctor
+// reports each per event; a third organizer logged in later fails doctor until setup runs
+// again.
+func TestEveryOrganizer(t *testing.T) {
+	t.Parallel()
+	orgs := g2wsim.DefaultOrganizers(3)
+	f := newFixtureWith(t, g2wsim.Config{Organizers: orgs, VisibilityDelay: 100 * time.Millisecond})
+	if out := f.login(t, "alice", orgs[0].Email); !strings.Contains(out, orgs[0].Key) {
+		t.Errorf("login printed %q, want the organizer key %s", out, orgs[0].Key)
+	}
+	f.login(t, "bob", orgs[1].Email)
+	out, _, err := f.run(t, nil, "profiles")
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, orgs[1].Key) {
+		t.Errorf("profiles: %v\n%s", err, out)
+	}
+	if _, errOut, err := f.run(t, nil, "setup", "--callback", f.callbackURL()); err != nil {
+		t.Fatalf("setup: %v\n%s", err, errOut)
+	}
+	for _, o := range orgs[:2] {
+		subs, err := f.apiAs(t, o.Email).ListUserSubscriptions(t.Context())
+		if err != nil || len(subs) != len(g2wctl.Events) {
+			t.Errorf("organizer %s: %d subscriptions, %v; want %d", o.Key, len(subs), err, len(g2wctl.Events))
+		}
+	}
+	out, _, err = f.run(t, nil, "doctor", "--callback", f.callbackURL())
+	if err != nil || strings.Count(out, "[ok]") != 4+2*4+1 {
+		t.Errorf("doctor for two organizers: %v\n%s", err, out)
+	}
+	for _, want := range []string{"[ok]   organizer alice (" + orgs[0].Key + ") registrant.joined: ACTIVE", "[ok]   organizer bob (" + orgs[1].Key + ") webinar.changed: ACTIVE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
+		}
+	}
+
+	f.login(t, "carol", orgs[2].Email)
+	out, _, err = f.run(t, nil, "doctor")
+	if !errors.Is(err, errDoctor) || strings.Count(out, "[FAIL] organizer carol") != len(g2wctl.Events) {
+		t.Errorf("doctor with carol not subscribed: %v\n%s", err, out)
+	}
+	if _, _, err := f.run(t, nil, "setup", "--callback", f.callbackURL(), "--profiles", "carol"); err != nil {
+		t.Fatalf("setup for carol: %v", err)
+	}
+	if out, _, err := f.run(t, nil, "doctor"); err != nil {
+		t.Errorf("doctor after carol's setup: %v\n%s", err, out)
+	}
+}
+
+// TestSecretKeysAreNeverReplacedSilently covers the key rules: setup creates one only on a
+// first setup; with G2W_SECRET_KEYS or on another machine it creates none; secret create
+// refuses to replace a recorded key; secret rotate prints old and new.
+func TestSecretKeysAreNeverReplacedSilently(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	out, _, err := f.run(t, cc, "setup", "--callback", f.callbackURL())
+	m := secretLine.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("first setup: %v, printed %q", err, out)
+	}
+	first := m[1]
+
+	// Another machine (no token file): without the keys it refuses, with them it creates none.
+	elsewhere := map[string]string{"G2W_CLIENT_CREDENTIALS": "true", "G2W_TOKEN_FILE": filepath.Join(t.TempDir(), "other.json")}
+	if _, _, err := f.run(t, elsewhere, "setup", "--callback", f.callbackURL()); !errors.Is(err, g2wctl.ErrSecretUnknown) {
+		t.Errorf("setup elsewhere without G2W_SECRET_KEYS: %v, want ErrSecretUnknown", err)
+	}
+	elsewhere["G2W_SECRET_KEYS"] = first
+	out, errOut, err := f.run(t, elsewhere, "setup", "--callback", f.callbackURL())
+	if err != nil || secretLine.MatchString(out) || !strings.Contains(errOut, "G2W_SECRET_KEYS is set, none created") {
+		t.Errorf("setup elsewhere with G2W_SECRET_KEYS: %v, printed %q\n%s", err, out, errOut)
+	}
+
+	if _, _, err := f.run(t, cc, "secret", "create"); !errors.Is(err, errKeyRecorded) {
+		t.Errorf("secret create over a recorded key: %v, want errKeyRecorded", err)
+	}
+	if _, _, err := f.run(t, cc, "secret", "rotate", "--valid-from", "2001-01-01T00:00:00Z"); err == nil || !strings.Contains(err.Error(), "not in the future") {
+		t.Errorf("secret rotate into the past: %v", err)
+	}
+	out, _, err = f.run(t, cc, "secret", "rotate", "--valid-from", "1h")
+	m = secretLine.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("secret rotate: %v, printed %q", err, out)
+	}
+	keys := strings.Split(m[1], ",")
+	if len(keys) != 2 || keys[0] != first || keys[1] == first {
+		t.Errorf("secret rotate printed %q, want the old key then a new one", m[1])
+	}
+	if file := f.loadFile(t); len(file.SecretKeys) != 2 || !file.SecretKeys[1].ValidFrom.After(time.Now().Add(59*time.Minute)) {
+		t.Errorf("recorded keys %+v: want the new one, valid in an hour", file.SecretKeys)
+	}
+	// setup now prints both, which ingest needs until the old one is retired.
+	out, _, err = f.run(t, cc, "setup", "--callback", f.callbackURL())
+	if m := secretLine.FindStringSubmatch(out); err != nil || m == nil || m[1] != keys[0]+","+keys[1] {
+		t.Errorf("setup after the rotation: %v, printed %q", err, out)
+	}
+}
