@@ -142,7 +142,7 @@ func TestMethods(t *testing.T) {
 			wantMethod: "POST", wantPath: "/webhooks",
 			wantBody: `[{"callbackUrl":"` + callback + `","eventName":"registrant.joined","eventVersion":"1.0.0","product":"g2w"}]`,
 			spec:     answer{status: 201, body: `{"webhookKey":"w1","product":"g2w","eventName":"registrant.joined","eventVersion":"1.0.0","callbackUrl":"` + callback + `","webhookState":"INACTIVE","createTime":"2024-05-01T12:30:00Z"}`},
-			live:     answer{status: 201, body: `{"_embedded":{"webhooks":[{"webhookKey":"w1","product":"g2w","eventName":"registrant.joined","eventVersion":"1.0.0","callbackUrl":"` + callback + `","state":"INACTIVE","createTime":"2024-05-01T12:30:00.000+0000"}]}}`},
+			live:     answer{status: 200, body: `{"_embedded":{"webhooks":[{"webhookKey":"w1","product":"g2w","eventName":"registrant.joined","eventVersion":"1.0.0","callbackUrl":"` + callback + `","state":"INACTIVE","createTime":"2024-05-01T12:30:00.000+0000"}]}}`},
 			want:     []Webhook{{Key: "w1", EventName: "registrant.joined", EventVersion: "1.0.0", Product: "g2w", CallbackURL: callback, State: StateInactive, CreatedAt: created}},
 		},
 		{
@@ -197,9 +197,9 @@ func TestMethods(t *testing.T) {
 			wantMethod: "POST", wantPath: "/userSubscriptions",
 			wantBody: `[{"webhookKey":"w1","callbackUrl":"` + callback + `","userSubscriptionState":"ACTIVE"}]`,
 			spec:     answer{status: 201, body: `{"subscriptionKey":"s1","userKey":"u1","webhookKey":"w1","callbackUrl":"` + callback + `","userSubscriptionState":"ACTIVE"}`},
-			live:     answer{status: 201, body: `{"_embedded":{"userSubscriptions":[{"userSubscriptionKey":"s1","userKey":"u1","webhookKey":"w1","callbackUrl":"` + callback + `","userSubscriptionState":"ACTIVE","activationState":"INACTIVE"}]}}`},
+			live:     answer{status: 200, body: `{"_embedded":{"userSubscriptions":[{"userSubscriptionKey":3300000000000000001,"userKey":"u1","webhookKey":"w1","callbackUrl":"` + callback + `","userSubscriptionState":"ACTIVE","activationState":"INACTIVE"}]}}`},
 			want:     []UserSubscription{{Key: "s1", UserKey: "u1", WebhookKey: "w1", CallbackURL: callback, State: StateActive}},
-			wantLive: []UserSubscription{{Key: "s1", UserKey: "u1", WebhookKey: "w1", CallbackURL: callback, State: StateActive, ActivationState: StateInactive}},
+			wantLive: []UserSubscription{{Key: "3300000000000000001", UserKey: "u1", WebhookKey: "w1", CallbackURL: callback, State: StateActive, ActivationState: StateInactive}},
 		},
 		{
 			name:       "ListUserSubscriptions",
