@@ -613,3 +613,43 @@ func TestSecretKeysAreNeverReplacedSilently(t *testing.T) {
 		t.Errorf("setup after the rotation: %v, printed %q", err, out)
 	}
 }
+
+// TestCommandsUnderFaults runs every command against an emulator that throttles (429) a
+// third of the requests: GoTo refused them unprocessed, so g2wctl retries, creates included,
+// and every command succeeds. (Injected 503s, retried only where safe, are in
+// internal/g2wctl's TestSetupEveryOrganizerUnderFaults.)
+func TestCommandsUnderFaults(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, g2wsim.Config{ThrottleRate: 0.3, FaultSeed: 5, VisibilityDelay: 100 * time.Millisecond})
+	steps := [][]string{
+		{"setup", "--callback", f.callbackURL()},
+		{"doctor", "--callback", f.callbackURL()},
+		{"webhooks", "list"},
+		{"subscriptions", "list"},
+	}
+	for _, args := range steps {
+		if out, errOut, err := f.run(t, cc, args...); err != nil {
+			t.Fatalf("g2wctl %v under throttling: %v\n%s%s", args, err, out, errOut)
+		}
+	}
+	ws, subs := f.state(t)
+	if len(ws) != len(g2wctl.Events) || len(subs) != len(g2wctl.Events) {
+		t.Fatalf("after setup: %d webhooks, %d subscriptions", len(ws), len(subs))
+	}
+	for _, args := range [][]string{
+		{"webhooks", "deactivate", ws[0].Key},
+		{"webhooks", "activate", ws[0].Key},
+		{"webhooks", "get", ws[0].Key},
+		{"subscriptions", "update", subs[0].Key, "--state", "INACTIVE"},
+		{"subscriptions", "update", subs[0].Key, "--state", "ACTIVE"},
+		{"subscriptions", "get", subs[0].Key},
+		{"secret", "rotate", "--valid-from", "1h"},
+	} {
+		if out, errOut, err := f.run(t, cc, args...); err != nil {
+			t.Errorf("g2wctl %v under throttling: %v\n%s%s", args, err, out, errOut)
+		}
+	}
+	if out, _, err := f.run(t, cc, "doctor"); err != nil {
+		t.Errorf("doctor after the changes: %v\n%s", err, out)
+	}
+}
