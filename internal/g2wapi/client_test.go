@@ -630,3 +630,23 @@ func TestRateLimited(t *testing.T) {
 		t.Errorf("%d requests within %v, want at least 1s between the first and the last", len(reqs), span)
 	}
 }
+
+// TestBackoffCappedAtMaxWait: a jittered backoff can exceed MaxWait; it is cut to MaxWait
+// and the retry happens (it is not taken for a server asking to wait too long).
+func TestBackoffCappedAtMaxWait(t *testing.T) {
+	t.Parallel()
+	fake := &fakeServer{answers: []answer{{status: hangUp}, {status: 503}, {status: hangUp}, {status: 200, body: `[]`}}}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, HTTPClient: srv.Client(), Backoff: 20 * time.Millisecond, MaxWait: 20 * time.Millisecond,
+		MaxAttempts: 4, Limiter: NewLimiter(1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListWebhooks(t.Context()); err != nil {
+		t.Fatalf("ListWebhooks: %v", err)
+	}
+	if n := len(fake.received()); n != 4 {
+		t.Errorf("server got %d requests, want 4", n)
+	}
+}

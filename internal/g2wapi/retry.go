@@ -87,14 +87,15 @@ func (d *transport) Do(req *http.Request) (*http.Response, error) {
 				continue
 			}
 		}
-		wait, retry := d.retryable(req.Method, resp, err, b)
+		wait, asked, retry := d.retryable(req.Method, resp, err, b)
 		if !retry || attempt >= d.maxAttempts || ctx.Err() != nil {
 			return resp, err
 		}
-		if wait > d.maxWait {
+		if asked && wait > d.maxWait {
 			// The server asks for longer than we are willing to block; let the caller see it.
-			return resp, nil
+			return resp, err
 		}
+		wait = min(wait, d.maxWait) // jitter may take a backoff past its cap
 		if resp != nil {
 			discard(resp)
 		}
@@ -125,25 +126,24 @@ func (d *transport) token(ctx context.Context, refresh bool) (string, error) {
 	return tok, nil
 }
 
-// retryable says whether an answer (or a failure to get one) may be retried, and after how
-// long.
-func (d *transport) retryable(method string, resp *http.Response, err error, b *backoff.ExponentialBackOff) (time.Duration, bool) {
+// retryable says whether an answer (or a failure to get one) may be retried, after how long,
+// and whether the server asked for that wait (Retry-After).
+func (d *transport) retryable(method string, resp *http.Response, err error, b *backoff.ExponentialBackOff) (wait time.Duration, asked, retry bool) {
 	idempotent := method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete
 	switch {
 	case err != nil:
-		return b.NextBackOff(), idempotent
+		return b.NextBackOff(), false, idempotent
 	case resp.StatusCode == http.StatusTooManyRequests:
-		if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return wait, true
-		}
-		return b.NextBackOff(), true
+		retry = true
 	case resp.StatusCode >= 500:
-		if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return wait, idempotent
-		}
-		return b.NextBackOff(), idempotent
+		retry = idempotent
+	default:
+		return 0, false, false
 	}
-	return 0, false
+	if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		return wait, true, retry
+	}
+	return b.NextBackOff(), false, retry
 }
 
 // tokenRefused reports whether resp refuses the access token: 401, or 403 with GoTo's
