@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,10 +131,10 @@ func StoredCredentials(conf *oauth2.Config, httpClient *http.Client, store *Stor
 // SaveLogin stores tok as profile's token, with the organizer the token endpoint named.
 func SaveLogin(store *Store, profile string, tok *oauth2.Token) error {
 	p := &Profile{Token: tok}
+	// Only a string is kept: x/oauth2 decodes a JSON number through float64, which would
+	// round a 19-digit key. The key is for display; nothing depends on it.
 	if v, ok := tok.Extra("organizer_key").(string); ok {
 		p.OrganizerKey = v
-	} else if n, ok := tok.Extra("organizer_key").(float64); ok { // a number: keep what fits
-		p.OrganizerKey = strconv.FormatFloat(n, 'f', -1, 64)
 	}
 	if v, ok := tok.Extra("email").(string); ok {
 		p.Email = v
