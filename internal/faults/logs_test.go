@@ -21,15 +21,15 @@ func TestLogsHoldNoSecretsOrPersonalData(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	const dbPassword = "db-pass-7f3a"
 	withPassword := strings.Replace(dbURL, "postgres@", "postgres:"+dbPassword+"@", 1) // trust auth ignores it
-	addr := freeAddr(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
 	env := []string{"DATABASE_URL=" + withPassword, "G2W_SECRET_KEYS=" + secret + ",second-" + secret,
-		"INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t), "LOG_LEVEL=debug"}
+		"INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t), "INGEST_OPS_ADDR=" + opsAddr, "LOG_LEVEL=debug"}
 	base := "http://" + addr
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	ingest := start(t, "ingest", env)
 	waitFor(t, 60*time.Second, "ingest to be ready", func() (bool, error) {
-		resp, err := client.Get(base + "/readyz")
+		resp, err := client.Get("http://" + opsAddr + "/readyz")
 		if err != nil {
 			return false, err
 		}
