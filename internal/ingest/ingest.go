@@ -51,8 +51,9 @@ const (
 	DefaultBatchWorkers  = 1
 	DefaultCommitTimeout = 10 * time.Second
 	DefaultReadyTimeout  = time.Second
-	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: 16
-	// deliveries of the maximum size, or thousands of real ones (a few KiB each).
+	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: half
+	// for bodies over 64 KiB (8 of the maximum size), half for the rest (2,048 real
+	// deliveries of a few KiB each).
 	DefaultReadBudgetBytes = 16 << 20
 )
 
@@ -158,8 +159,8 @@ func (c Config) validate() error {
 	if c.BatchWorkers < 1 {
 		errs = append(errs, errors.New("batch workers: must be at least 1"))
 	}
-	if c.ReadBudgetBytes < c.MaxBodyBytes {
-		errs = append(errs, errors.New("read budget bytes: must be at least max body bytes"))
+	if c.ReadBudgetBytes < 2*c.MaxBodyBytes {
+		errs = append(errs, errors.New("read budget bytes: must be at least twice max body bytes"))
 	}
 	if c.UnverifiedMaxRows < 0 || c.UnverifiedMaxBytes < 0 {
 		errs = append(errs, errors.New("unverified store bounds: must not be negative"))

@@ -17,11 +17,13 @@ var errBusy = errors.New("too many deliveries being read")
 
 // Bodies are read against a byte budget, so the memory unauthenticated senders can make
 // ingest hold is bounded whatever they claim or send. Each read reserves what its body may
-// cost: its Content-Length (at least minReadWeight), or MaxBodyBytes when the length is
-// not declared. A body of up to smallBody bytes, the size of every real delivery, waits up
-// to readWait for its share; a larger one takes its share only if free at once, so a flood
-// of large claims cannot queue ahead of the small deliveries behind it (the semaphore
-// serves waiters in order).
+// cost: its Content-Length (at least minReadWeight), or MaxBodyBytes when the length is not
+// declared. The budget is split in two halves. Bodies of up to smallBody bytes, the size
+// of every real delivery, share one half and wait up to readWait for their share; larger
+// ones share the other half and take their share only if it is free at once (else 503).
+// So a flood of large claims cannot hold up the small deliveries, and since a small share
+// is at least minReadWeight, the small half admits more reads than the connection cap
+// lets anyone hold open.
 const (
 	minReadWeight = 4 << 10
 	smallBody     = 64 << 10
@@ -29,9 +31,11 @@ const (
 )
 
 // readBudget bounds the bytes of request bodies held at once.
-type readBudget struct{ sem *semaphore.Weighted }
+type readBudget struct{ small, large *semaphore.Weighted }
 
-func newReadBudget(bytes int64) readBudget { return readBudget{sem: semaphore.NewWeighted(bytes)} }
+func newReadBudget(bytes int64) readBudget {
+	return readBudget{small: semaphore.NewWeighted(bytes / 2), large: semaphore.NewWeighted(bytes / 2)}
+}
 
 // acquire reserves the share of a body of contentLength (-1: unknown, up to max) and
 // returns its release, or errBusy.
@@ -42,17 +46,17 @@ func (b readBudget) acquire(ctx context.Context, contentLength, max int64) (func
 	}
 	w = max64(w, minReadWeight)
 	if w > smallBody {
-		if !b.sem.TryAcquire(w) {
+		if !b.large.TryAcquire(w) {
 			return nil, errBusy
 		}
-		return func() { b.sem.Release(w) }, nil
+		return func() { b.large.Release(w) }, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, readWait)
 	defer cancel()
-	if err := b.sem.Acquire(ctx, w); err != nil {
+	if err := b.small.Acquire(ctx, w); err != nil {
 		return nil, errBusy
 	}
-	return func() { b.sem.Release(w) }, nil
+	return func() { b.small.Release(w) }, nil
 }
 
 func max64(a, b int64) int64 {

@@ -87,7 +87,7 @@ func newMetrics() *metrics {
 		}, []string{"reason"}),
 		unverifiedDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "turnout_ingest_unverified_dropped_total",
-			Help: "Unverified deliveries not kept: every store writer was busy, or the insert failed.",
+			Help: "Unverified deliveries not kept: body over 64 KiB, every store writer busy, or the insert failed.",
 		}),
 		unverifiedEvicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "turnout_ingest_unverified_evicted_total",

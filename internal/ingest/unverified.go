@@ -48,6 +48,10 @@ const (
 	// send unverified deliveries, and they must not take the connections authentic ones
 	// need. A delivery that finds no writer free is not kept (counted as dropped).
 	unverifiedWriters = 2
+	// unverifiedMaxBody is the largest body kept: real deliveries are a few KiB, and a
+	// forger's megabyte bodies would otherwise turn into database writes at whatever rate
+	// it can send. A larger unverified body is counted as dropped.
+	unverifiedMaxBody = 64 << 10
 	// evictEvery is how often the store is trimmed to its bounds while deliveries arrive;
 	// between passes it can exceed them by what arrives in that time.
 	evictEvery = time.Second
@@ -85,12 +89,18 @@ func newUnverifiedStore(pool *pgxpool.Pool, cfg Config, m *metrics, logger *slog
 	return u
 }
 
-// errNotKept reports an unverified delivery that was not stored: no writer was free.
-var errNotKept = fmt.Errorf("%w: unverified store busy", ErrUnavailable)
+// errNotKept reports an unverified delivery that was not stored: too large, or no writer
+// was free.
+var errNotKept = fmt.Errorf("%w: unverified delivery not kept", ErrUnavailable)
 
-// keep stores one unverified delivery. It returns errNotKept when every writer is busy,
-// and the database's error when the insert failed.
+// keep stores one unverified delivery. It returns errNotKept when the body is over
+// unverifiedMaxBody or every writer is busy, and the database's error when the insert
+// failed.
 func (u *unverifiedStore) keep(ctx context.Context, received time.Time, reason string, h http.Header, body []byte) error {
+	if len(body) > unverifiedMaxBody {
+		u.metrics.unverifiedDropped.Inc()
+		return errNotKept
+	}
 	select {
 	case u.writers <- struct{}{}:
 	default:
