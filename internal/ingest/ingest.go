@@ -90,14 +90,11 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// TimestampTolerance is the replay window: when positive, a delivery whose
 	// signature verified but whose X-Webhook-Signature-Timestamp lies further than
-	// this from its arrival, or does not parse (webhook.ParseTimestamp), is refused
-	// with 401 in Enforce mode and stored flagged unverified in Observe mode. A
-	// delivery without the header is not checked: it signs the body alone, so a
-	// captured timestamped delivery cannot be replayed without its timestamp. The
-	// default, 0, turns the window off, which it stays until GoTo's timestamp format
-	// is confirmed against a live delivery (a wrong guess would refuse every one). With
-	// the window on, a delivery without the header is refused (it cannot be placed in
-	// a window), like with RequireTimestamp.
+	// this from its arrival, does not parse (webhook.ParseTimestamp), or is absent (it
+	// cannot be placed in a window) is refused with 401 in Enforce mode (202 in Observe
+	// mode) and kept in the unverified store. The default, 0, turns the window off,
+	// which it stays until GoTo's timestamp format is confirmed against a live
+	// delivery (a wrong guess would refuse every one).
 	TimestampTolerance time.Duration
 	// RequireTimestamp refuses (401, reason missing_timestamp) a delivery whose
 	// signature verifies but that has no X-Webhook-Signature-Timestamp header.
