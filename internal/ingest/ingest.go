@@ -52,7 +52,7 @@ const (
 	DefaultCommitTimeout = 10 * time.Second
 	DefaultReadyTimeout  = time.Second
 	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: half
-	// for bodies over 64 KiB (8 of the maximum size), half for the rest (2,048 real
+	// for bodies over 16 KiB (8 of the maximum size), half for the rest (2,048 real
 	// deliveries of a few KiB each).
 	DefaultReadBudgetBytes = 16 << 20
 )

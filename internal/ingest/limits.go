@@ -18,15 +18,17 @@ var errBusy = errors.New("too many deliveries being read")
 // Bodies are read against a byte budget, so the memory unauthenticated senders can make
 // ingest hold is bounded whatever they claim or send. Each read reserves what its body may
 // cost: its Content-Length (at least minReadWeight), or MaxBodyBytes when the length is not
-// declared. The budget is split in two halves. Bodies of up to smallBody bytes, the size
-// of every real delivery, share one half and wait up to readWait for their share; larger
+// declared. The budget is split in two halves. Bodies of up to smallBody bytes (real
+// deliveries are 1-2 KiB) share one half and wait up to readWait for their share; larger
 // ones share the other half and take their share only if it is free at once (else 503).
-// So a flood of large claims cannot hold up the small deliveries, and since a small share
-// is at least minReadWeight, the small half admits more reads than the connection cap
-// lets anyone hold open.
+// So a flood of large claims cannot hold up the small deliveries. With the default budget
+// the small half admits 2,048 reads of real size, more than the connection cap lets
+// anyone hold open; a sender that opens hundreds of connections each claiming 16 KiB and
+// then stalls can fill it until ReadTimeout cuts them off, and meanwhile deliveries are
+// answered 503 busy, which GoTo can retry: memory stays bounded either way.
 const (
 	minReadWeight = 4 << 10
-	smallBody     = 64 << 10
+	smallBody     = 16 << 10
 	readWait      = time.Second
 )
 
