@@ -174,6 +174,16 @@ func TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries(t *testing.T) {
 	if len(results) < 100 || failed > 0 {
 		t.Errorf("%d of %d authentic deliveries never answered 2xx", failed, len(results))
 	}
+	// The connection cap did its part: idle connections beyond it were closed.
+	resp, err := http.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if evicted := metricValue(string(metrics), "turnout_ingest_connections_evicted_total"); evicted <= 0 {
+		t.Errorf("turnout_ingest_connections_evicted_total = %v with %d idle connections, want > 0", evicted, floodIdlers)
+	}
 	var n int
 	if err := pool.QueryRow(context.Background(),
 		`SELECT count(*) FROM watermill_gotowebinar_events WHERE event_key LIKE 'flood-%'`).Scan(&n); err != nil {
@@ -222,6 +232,19 @@ func idle(ctx context.Context, addr string, n *atomic.Int64) {
 		stop()
 		c.Close()
 	}
+}
+
+// metricValue returns the value of an unlabelled series in Prometheus text, or -1.
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 // procStatusKB reads a kB field (VmRSS, VmHWM) of /proc/<pid>/status; 0 if unreadable.

@@ -255,3 +255,19 @@ func unquoteCorpus(b []byte, out *string) error {
 	*out = u
 	return err
 }
+
+// BenchmarkAccept is BenchmarkParse's sample through the acceptance rule, for comparison
+// (go test -bench 'Parse|Accept' ./internal/domain).
+func BenchmarkAccept(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "registrant_added.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Accept(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
