@@ -29,9 +29,10 @@ CREATE TABLE ingest_unverified (
 );
 CREATE INDEX ingest_unverified_received_at ON ingest_unverified (received_at);
 
--- Ingest stores and evicts unverified deliveries, and `ingest requeue` (run with
--- ingest's role) reads both stores and marks what it admitted.
-GRANT SELECT, INSERT, DELETE ON ingest_unverified TO turnout_ingest;
-GRANT UPDATE (admitted_at, admitted_by) ON ingest_unverified, ingest_quarantine TO turnout_ingest;
-GRANT SELECT ON ingest_quarantine TO turnout_ingest;
+-- Ingest keeps and evicts unverified deliveries: it inserts them, and its eviction pass
+-- reads only ids and sizes, never bodies or headers. `ingest requeue` reads both stores
+-- and marks rows admitted: it runs as the database owner (like `projector forget`), so
+-- the service role still cannot read a stored body.
+GRANT INSERT, DELETE ON ingest_unverified TO turnout_ingest;
+GRANT SELECT (id, size_bytes) ON ingest_unverified TO turnout_ingest;
 GRANT USAGE ON SEQUENCE ingest_unverified_id_seq TO turnout_ingest;

@@ -36,8 +36,9 @@ Re-examines quarantined deliveries (ingest_quarantine) and deliveries whose sign
 not verify (ingest_unverified) under the current acceptance rule and G2W_SECRET_KEYS, and
 appends those that now pass to the event log (dedup by eventKey; a second run admits
 nothing new). Admitted rows are marked (admitted_at, admitted_by), never deleted. Prints
-what was admitted and what still fails, by store and reason. Run it after changing keys
-(restart ingest with them too) or after upgrading the rules.
+what was admitted and what still fails, by store and reason. Run it as the database owner
+(it reads stored bodies, which turnout_ingest cannot), after changing keys (restart
+ingest with them too) or after upgrading the rules.
 
 Environment:
   DATABASE_URL      postgres:// URL (required)

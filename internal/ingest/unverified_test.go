@@ -3,10 +3,15 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
@@ -97,4 +102,46 @@ func TestUnverifiedStoreIsBounded(t *testing.T) {
 			t.Errorf("observe mode: got %d %s, want 503", code, resp)
 		}
 	})
+}
+
+// TestUnverifiedStoreAsIngestRole runs the store's writes and eviction as turnout_ingest,
+// with the grants of migration 0003, and checks that role still cannot read a body.
+func TestUnverifiedStoreAsIngestRole(t *testing.T) {
+	t.Parallel()
+	_, dbURL := pgtest.Pool(t)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE turnout_ingest")
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	svc, base := testService(t, pool, Config{UnverifiedMaxRows: 1})
+	for i := range 3 {
+		body := created(fmt.Sprintf("as-ingest-%d", i), "1", "")
+		if code, resp := post(t, base, body, signed([]byte("unknown-key"), body)); code != http.StatusUnauthorized {
+			t.Fatalf("got %d %s, want 401", code, resp)
+		}
+	}
+	if got := testutil.ToFloat64(svc.metrics.unverifiedStored.WithLabelValues(reasonBad)); got != 3 {
+		t.Fatalf("kept %v of 3 as turnout_ingest", got)
+	}
+	if err := svc.unverifiedStore.evict(context.Background()); err != nil {
+		t.Fatalf("evict as turnout_ingest: %v", err)
+	}
+	if n := count(t, pool, countUnverified); n != 1 {
+		t.Errorf("after eviction: %d rows, want 1", n)
+	}
+	var body []byte
+	err = pool.QueryRow(context.Background(), `SELECT body FROM ingest_unverified LIMIT 1`).Scan(&body)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.InsufficientPrivilege {
+		t.Errorf("turnout_ingest reading a body: %v, want insufficient_privilege", err)
+	}
 }
