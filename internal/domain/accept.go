@@ -133,7 +133,11 @@ func Accept(raw []byte) (Accepted, error) {
 	return a, nil
 }
 
-func accept(raw []byte) (Accepted, *ValidationError) {
+func accept(raw []byte) (Accepted, *ValidationError) { return acceptWith(raw, true) }
+
+// acceptWith is Accept; fast false skips the fast path (fastcheck.go), for the test that
+// both paths agree.
+func acceptWith(raw []byte, fast bool) (Accepted, *ValidationError) {
 	if !utf8.Valid(raw) {
 		return Accepted{}, invalid(ReasonInvalidUTF8, "body is not valid UTF-8")
 	}
@@ -215,10 +219,12 @@ func accept(raw []byte) (Accepted, *ValidationError) {
 			f.add(pointer([]string{m}), ProblemUnknownField)
 		}
 	}
-	if err := schemas()[name].Validate(map[string]any(doc)); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			f.schema(doc, ve)
+	if !fast || !fastRules()[name].conforms(map[string]any(doc)) {
+		if err := schemas()[name].Validate(map[string]any(doc)); err != nil {
+			var ve *jsonschema.ValidationError
+			if errors.As(err, &ve) {
+				f.schema(doc, ve)
+			}
 		}
 	}
 	f.times(doc)

@@ -144,6 +144,9 @@ func TestAccept(t *testing.T) {
 			if !reflect.DeepEqual(a.Findings, tt.findings) {
 				t.Errorf("findings = %v, want %v", a.Findings, tt.findings)
 			}
+			if slow, _ := acceptWith(tt.body, false); !reflect.DeepEqual(a, slow) {
+				t.Errorf("fast path %+v, full validator %+v", a, slow)
+			}
 			checkKey := func(name string, got, want Key) {
 				if want != "" && got != want {
 					t.Errorf("%s = %q, want %q", name, got, want)
@@ -157,6 +160,38 @@ func TestAccept(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFastRulesCoverTheSpec: every known event has rules, so the fast path is taken.
+func TestFastRulesCoverTheSpec(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{EventRegistrantAdded, EventRegistrantJoined, EventWebinarCreated, EventWebinarChanged} {
+		if fastRules()[name] == nil {
+			t.Errorf("no fast rules for %s", name)
+		}
+	}
+	for _, name := range []string{"registrant_added", "registrant_joined", "webinar_created", "webinar_changed"} {
+		doc, verr := decodeDocument(withMembers(t, name, nil))
+		if verr != nil {
+			t.Fatal(verr)
+		}
+		if _, verr := acceptKeysForTest(doc); verr != nil {
+			t.Fatal(verr)
+		}
+		if !fastRules()[doc["eventName"].(string)].conforms(map[string]any(doc)) {
+			t.Errorf("the conformant sample %s does not take the fast path", name)
+		}
+	}
+}
+
+// acceptKeysForTest rewrites integer keys to strings as Accept does before the schema.
+func acceptKeysForTest(doc map[string]any) (map[string]any, *ValidationError) {
+	for _, k := range keyFields {
+		if c, ok := canonicalKey(doc[k]); ok {
+			doc[k] = string(c)
+		}
+	}
+	return doc, nil
 }
 
 func TestFindingMetricLabel(t *testing.T) {
@@ -228,6 +263,11 @@ func FuzzAccept(f *testing.F) {
 		again, err := Accept(raw)
 		if err != nil || !reflect.DeepEqual(a, again) {
 			t.Fatalf("re-accept differs: %v", err)
+		}
+		// The fast path for conforming payloads agrees with the full validator.
+		slow, verr := acceptWith(raw, false)
+		if verr != nil || !reflect.DeepEqual(a, slow) {
+			t.Fatalf("fast path %+v, full validator %+v (%v)", a, slow, verr)
 		}
 		for _, fd := range a.Findings {
 			if !strings.HasPrefix(fd.Field, "/") || fd.Problem == "" {
