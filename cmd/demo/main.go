@@ -153,7 +153,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := misfits(ctx, base, secret); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one with eventVersion 2.0.0 was quarantined (4xx).")
+	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one without an eventKey was quarantined (4xx).")
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -252,10 +252,11 @@ func misfits(ctx context.Context, base, secret string) error {
 	if _, code, err := post(ctx, base, body, "not-the-secret"); err != nil || code != http.StatusUnauthorized {
 		return fmt.Errorf("forged delivery answered %d, want 401: %v", code, err)
 	}
-	future := bytes.Replace(body, []byte(`"eventVersion":"1.0.0"`), []byte(`"eventVersion":"2.0.0"`), 1)
-	future = bytes.Replace(future, []byte(`"eventKey":"`), []byte(`"eventKey":"v2-`), 1)
-	if _, code, err := post(ctx, base, future, secret); err != nil || code/100 != 4 {
-		return fmt.Errorf("eventVersion 2.0.0 answered %d, want 4xx: %v", code, err)
+	// Without an eventKey an authentic delivery cannot be de-duplicated, so it is the one
+	// kind of JSON event ingest refuses (and quarantines).
+	unkeyed := bytes.Replace(body, []byte(`"eventKey":"`), []byte(`"noEventKey":"`), 1)
+	if _, code, err := post(ctx, base, unkeyed, secret); err != nil || code/100 != 4 {
+		return fmt.Errorf("a delivery without eventKey answered %d, want 4xx: %v", code, err)
 	}
 	return nil
 }
