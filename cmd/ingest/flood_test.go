@@ -33,6 +33,10 @@ const (
 	floodIdlers     = 1500
 	floodDuration   = 8 * time.Second
 	floodRSSLimitMB = 150
+	// floodHeapLimitMB bounds the Go heap in use (go_memstats_heap_inuse_bytes). RSS alone
+	// misses memory reserved but not yet written: a 1 MiB buffer made for a body that
+	// never arrives is heap, not resident pages (the issue saw 308 MiB of heap that way).
+	floodHeapLimitMB = 128
 )
 
 // TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries runs the real binary (built
@@ -70,8 +74,9 @@ func TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries(t *testing.T) {
 	defer stop()
 	var wg sync.WaitGroup
 	var (
-		peakRSS atomic.Int64
-		floods  atomic.Int64 // flood requests sent
+		peakRSS  atomic.Int64
+		peakHeap atomic.Int64 // bytes
+		floods   atomic.Int64 // flood requests sent
 	)
 	wg.Go(func() {
 		for ctx.Err() == nil {
@@ -79,6 +84,19 @@ func TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries(t *testing.T) {
 				peakRSS.Store(kb)
 			}
 			time.Sleep(20 * time.Millisecond) // sampling period
+		}
+	})
+	wg.Go(func() {
+		client := &http.Client{Timeout: 2 * time.Second}
+		for ctx.Err() == nil {
+			if resp, err := client.Get("http://" + opsAddr + "/metrics"); err == nil {
+				text, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if v := int64(metricValue(string(text), "go_memstats_heap_inuse_bytes")); v > peakHeap.Load() {
+					peakHeap.Store(v)
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // sampling period
 		}
 	})
 	for range floodClaimers {
@@ -163,10 +181,13 @@ func TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries(t *testing.T) {
 		}
 		slowest = max(slowest, r.took)
 	}
-	t.Logf("flood: %d flood requests; peak RSS %d MiB; %d authentic deliveries, %d answered 2xx at the first attempt, slowest %v",
-		floods.Load(), peakRSS.Load()>>10, len(results), firstTry, slowest.Round(time.Millisecond))
+	t.Logf("flood: %d flood requests; peak RSS %d MiB, peak heap in use %d MiB; %d authentic deliveries, %d answered 2xx at the first attempt, slowest %v",
+		floods.Load(), peakRSS.Load()>>10, peakHeap.Load()>>20, len(results), firstTry, slowest.Round(time.Millisecond))
 	if mb := peakRSS.Load() >> 10; mb >= floodRSSLimitMB {
 		t.Errorf("peak RSS %d MiB, want under %d MiB", mb, floodRSSLimitMB)
+	}
+	if mb := peakHeap.Load() >> 20; mb >= floodHeapLimitMB || peakHeap.Load() <= 0 {
+		t.Errorf("peak heap in use %d MiB, want under %d MiB (and sampled)", mb, floodHeapLimitMB)
 	}
 	if peakRSS.Load() == 0 {
 		t.Error("RSS was never sampled")
