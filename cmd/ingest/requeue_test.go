@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -117,7 +118,12 @@ func TestRequeueWithoutTheKeyAdmitsNothingUnverified(t *testing.T) {
 		t.Fatalf("got %d, want 401", code)
 	}
 	run.stop()
-	out := requeue(t, map[string]string{"DATABASE_URL": dbURL, "G2W_SECRET_KEYS": "known-key"})
+	// Another reason selects nothing.
+	out := requeue(t, map[string]string{"DATABASE_URL": dbURL, "G2W_SECRET_KEYS": "known-key"}, "-reason", "invalid_key")
+	if !strings.Contains(out, "): 0\n") || !strings.Contains(out, "still failing: 0") {
+		t.Errorf("requeue -reason invalid_key printed:\n%s", out)
+	}
+	out = requeue(t, map[string]string{"DATABASE_URL": dbURL, "G2W_SECRET_KEYS": "known-key"}, "-reason", "bad", "-since", "1h")
 	if !strings.Contains(out, "): 0\n") || !strings.Contains(out, "unverified\tsignature\t1") {
 		t.Errorf("requeue printed:\n%s", out)
 	}
@@ -225,3 +231,52 @@ type quiet struct{}
 func (quiet) Start(projections.Position, bool, int64) {}
 func (quiet) Update(int64)                            {}
 func (quiet) Finish(projector.RebuildStats)           {}
+
+func TestLoadRequeueConfig(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	db := map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "a, b"}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string // "" = valid
+		check   func(requeueConfig) bool
+	}{
+		{"defaults", db, nil, "", func(c requeueConfig) bool {
+			return !c.opts.DryRun && c.opts.Reason == "" && c.opts.Since.IsZero() && len(c.opts.SecretKeys) == 2 &&
+				c.opts.RunID == "requeue 2026-12-01T12:00:00Z"
+		}},
+		{"since a time", db, []string{"-since", "2026-11-30T00:00:00Z", "-reason", "bad", "-dry-run"}, "", func(c requeueConfig) bool {
+			return c.opts.DryRun && c.opts.Reason == "bad" && c.opts.Since.Equal(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
+		}},
+		{"since a duration ago", db, []string{"-since", "24h"}, "", func(c requeueConfig) bool {
+			return c.opts.Since.Equal(now.Add(-24 * time.Hour))
+		}},
+		{"no keys", map[string]string{"DATABASE_URL": "postgres://db/x"}, nil, "", func(c requeueConfig) bool {
+			return len(c.opts.SecretKeys) == 0
+		}},
+		{"bad since", db, []string{"-since", "yesterday"}, "-since", nil},
+		{"no database", map[string]string{"G2W_SECRET_KEYS": "k"}, nil, "DATABASE_URL", nil},
+		{"empty key entry", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k,,l"}, nil, "G2W_SECRET_KEYS: entry 2", nil},
+		{"stray argument", db, []string{"now"}, "unexpected arguments", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := loadRequeueConfig(tt.args, env(tt.env), io.Discard, now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("unexpected config %+v", c.opts)
+			}
+		})
+	}
+}
