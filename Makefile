@@ -30,6 +30,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 15s) on its committed seed c
 	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-15s}
 	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzParseTimestamp$$' -fuzztime $${FUZZTIME:-15s}
 	$(GO) test ./internal/domain -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-15s}
+	$(GO) test ./internal/domain -run '^$$' -fuzz '^FuzzAccept$$' -fuzztime $${FUZZTIME:-15s}
 
 demo: build ## the pipeline against a local GoToWebinar (g2wsim + g2wctl setup); prints the conversion tables
 	$(WITH_PG) $(GO) run ./cmd/demo

@@ -39,8 +39,12 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	if err != nil {
 		return err
 	}
+	opsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret,
-		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr)
+		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr, "INGEST_OPS_ADDR="+opsAddr)
 	var procs []*exec.Cmd
 	defer func() {
 		for _, p := range procs {
@@ -61,7 +65,7 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 			return fmt.Errorf("start bin/%s (run make build): %w", name, err)
 		}
 		procs = append(procs, cmd)
-		ready := "http://" + ingestAddr + "/readyz"
+		ready := "http://" + opsAddr + "/readyz"
 		if name == "projector" {
 			ready = "http://" + projectorAddr + "/healthz"
 		}

@@ -73,13 +73,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("create log directory: %w", err)
 	}
-	var addrs [3]string
+	var addrs [4]string
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
 			return err
 		}
 	}
-	simAddr, ingestAddr, projectorAddr := addrs[0], addrs[1], addrs[2]
+	simAddr, ingestAddr, projectorAddr, opsAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	sim := "http://" + simAddr
 
 	// A local GoToWebinar: its management API, OAuth2 server and delivery engine.
@@ -125,14 +125,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("g2wctl secret create printed no key: %q", out)
 	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+secret,
-		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr)
+		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr, "INGEST_OPS_ADDR="+opsAddr)
 	ingest, err := start(ctx, "ingest", env, logDir)
 	if err != nil {
 		return err
 	}
 	defer ingest.stop()
 	base := "http://" + ingestAddr
-	if err := waitOK(ctx, base+"/readyz", 60*time.Second, http.StatusOK); err != nil {
+	if err := waitOK(ctx, "http://"+opsAddr+"/readyz", 60*time.Second, http.StatusOK); err != nil {
 		return fmt.Errorf("ingest did not become ready (see %s): %w", ingest.log, err)
 	}
 	projector, err := start(ctx, "projector", env, logDir)
@@ -168,7 +168,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := misfits(ctx, base, secret); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one with eventVersion 2.0.0 was quarantined (4xx).")
+	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one without an eventKey was quarantined (4xx).")
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -201,11 +201,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	fmt.Fprintf(stdout, `
 Connect:
   psql '%s'
-  ingest:     %s/gotowebinar/callback, metrics at %s/metrics
+  ingest:     %s/gotowebinar/callback, metrics at http://%s/metrics
   projector:  metrics at http://%s/metrics
   g2wsim:     %s (deliver the scenario again: curl -X POST %s/_sim/deliver)
   logs:       %s
-`, dbURL, base, base, projectorAddr, sim, sim, logDir)
+`, dbURL, base, opsAddr, projectorAddr, sim, sim, logDir)
 	if getenv("DEMO_ONCE") == "1" {
 		return nil
 	}
@@ -340,10 +340,11 @@ func misfits(ctx context.Context, base, secret string) error {
 	if _, code, err := post(ctx, base, body, "not-the-secret"); err != nil || code != http.StatusUnauthorized {
 		return fmt.Errorf("forged delivery answered %d, want 401: %v", code, err)
 	}
-	future := bytes.Replace(body, []byte(`"eventVersion":"1.0.0"`), []byte(`"eventVersion":"2.0.0"`), 1)
-	future = bytes.Replace(future, []byte(`"eventKey":"`), []byte(`"eventKey":"v2-`), 1)
-	if _, code, err := post(ctx, base, future, secret); err != nil || code/100 != 4 {
-		return fmt.Errorf("eventVersion 2.0.0 answered %d, want 4xx: %v", code, err)
+	// Without an eventKey an authentic delivery cannot be de-duplicated, so it is the one
+	// kind of JSON event ingest refuses (and quarantines).
+	unkeyed := bytes.Replace(body, []byte(`"eventKey":"`), []byte(`"noEventKey":"`), 1)
+	if _, code, err := post(ctx, base, unkeyed, secret); err != nil || code/100 != 4 {
+		return fmt.Errorf("a delivery without eventKey answered %d, want 4xx: %v", code, err)
 	}
 	return nil
 }

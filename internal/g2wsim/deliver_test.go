@@ -41,7 +41,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ts, hasTS := r.Header[http.CanonicalHeaderKey(webhook.HeaderTimestamp)]
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if !hasTS || rc.verifier == nil || rc.verifier.Verify(ts[0], true, body, r.Header.Get(webhook.HeaderSignature)) != nil {
+	if !hasTS || rc.verifier == nil || rc.verifier.Verify(ts[0], body, r.Header.Get(webhook.HeaderSignature)) != nil {
 		rc.bad++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
