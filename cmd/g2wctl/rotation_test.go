@@ -58,6 +58,9 @@ func TestRotationLosesNoDelivery(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
+	// Ingest's ops listener (/metrics, /readyz) gets a port of its own too: its default
+	// (:9090) would collide with any other ingest a parallel test starts.
+	opsAddr := freeAddr(t)
 	callback := "http://" + addr + "/gotowebinar/callback"
 	var ingest *exec.Cmd
 	startIngest := func(keys string) {
@@ -66,7 +69,7 @@ func TestRotationLosesNoDelivery(t *testing.T) {
 			stopIngest(ingest)
 		}
 		ingest = exec.Command(filepath.Join(bin, "ingest"))
-		ingest.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+keys, "INGEST_ADDR="+addr, "LOG_LEVEL=warn")
+		ingest.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+keys, "INGEST_ADDR="+addr, "INGEST_OPS_ADDR="+opsAddr, "LOG_LEVEL=warn")
 		ingest.Stderr = os.Stderr
 		if err := ingest.Start(); err != nil {
 			t.Fatal(err)
