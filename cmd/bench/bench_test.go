@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/turnout-analytics/turnout/internal/pgtest"
+	"github.com/turnout-analytics/turnout/internal/webhook"
 )
 
 func TestReadPgbenchLog(t *testing.T) {
@@ -162,5 +165,53 @@ func TestDescribeFlushesCountsStalls(t *testing.T) {
 	}
 	if got := describeFlushes(nil); got != "no samples" {
 		t.Fatalf("describeFlushes(nil) = %q", got)
+	}
+}
+
+func TestWatermillPeerStoresSignedDeliveriesAndRefusesForged(t *testing.T) {
+	pool, dbURL := pgtest.Pool(t)
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- serveWatermillPeer(ctx, addr, dbURL, 2) }()
+	if err := waitReady(ctx, "http://"+addr+"/readyz", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	client := newRawClient(addr, 1)
+	defer client.close()
+	body := []byte(fmt.Sprintf(deliveryBody, 1, 1, 1))
+	for range 2 { // no dedup: a redelivery is a second row
+		if code, err := client.post(ctx, body); err != nil || code != http.StatusOK {
+			t.Fatalf("signed post = %d, %v; want 200", code, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/gotowebinar/callback", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(webhook.HeaderSignature, "forged")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged post = %d, want 401", resp.StatusCode)
+	}
+	var n int
+	var payload string
+	if err := pool.QueryRow(ctx, `SELECT count(*), min(payload::text) FROM watermill_bench_peer_events`).Scan(&n, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || payload != string(body) {
+		t.Fatalf("peer table: %d rows, payload %q; want 2 rows of the body", n, payload)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("serveWatermillPeer returned %v after its context ended", err)
 	}
 }

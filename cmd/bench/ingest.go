@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
 
@@ -34,6 +35,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	senders := fs.Int("senders", 32, "concurrent senders (and pgbench clients)")
 	duration := fs.Duration("duration", 15*time.Second, "measurement time of each throughput phase")
 	latencyFor := fs.Duration("latency-duration", 10*time.Second, "measurement time of the half-peak latency phase")
+	traceFile := fs.String("trace", "", "write a runtime/trace of ingest during the half-peak phase to this file (for diagnosis: tracing costs CPU, so the run's figures are not of record)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +67,16 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		floorRate, floorRate/pgbenchTPS)
 	fmt.Printf("  %s (per request)\n", floorCPU)
 
+	// The peer: what a Go developer gets from Watermill's documentation, same client, same
+	// database.
+	peerRate, peerCPU, err := measureWatermillPeer(ctx, dbURL, *senders, *duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("peer (chi, HMAC check, one watermill-sql Publish per request in its own transaction, pool of %d; no validation or dedup), lean client: %.0f deliveries/s = %.2fx pgbench\n",
+		*senders, peerRate, peerRate/pgbenchTPS)
+	fmt.Printf("  %s\n", peerCPU)
+
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -76,6 +88,13 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join("bin", "ingest"))
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret, "INGEST_ADDR="+addr,
 		"INGEST_OPS_ADDR="+opsAddr)
+	var debugAddr string
+	if *traceFile != "" {
+		if debugAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "INGEST_DEBUG_ADDR="+debugAddr)
+	}
 	logFile, err := os.CreateTemp("", "bench-ingest-*.log")
 	if err != nil {
 		return fmt.Errorf("create log file: %w", err)
@@ -105,14 +124,16 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	senders32 := *senders
 	clients := []struct {
 		name string
+		lean bool
 		send func(context.Context) (int, error)
 	}{
-		{"Go net/http client", deliver(func(ctx context.Context, body []byte) (int, error) { return postSigned(ctx, base, body) })},
-		{"lean client", deliver(newRawClient(addr, 2*senders32).post)},
+		{"Go net/http client", false, deliver(func(ctx context.Context, body []byte) (int, error) { return postSigned(ctx, base, body) })},
+		{"lean client", true, deliver(newRawClient(addr, 2*senders32).post)},
 	}
 	var peak float64
 	var peakSend func(context.Context) (int, error)
-	var peakCPU cpuEach
+	var leanRate float64
+	var leanCPU cpuEach
 	for _, c := range clients {
 		// Warm up connections and the server.
 		if _, _, err := closedLoop(ctx, c.send, *senders, 2*time.Second); err != nil {
@@ -136,7 +157,10 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		cpu := perDelivery(before, after, ok, "ingest")
 		fmt.Printf("  %s\n", cpu)
 		if rate > peak {
-			peak, peakSend, peakCPU = rate, c.send, cpu
+			peak, peakSend = rate, c.send
+		}
+		if c.lean {
+			leanRate, leanCPU = rate, cpu
 		}
 	}
 
@@ -146,10 +170,21 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	if err != nil {
 		return err
 	}
+	var tracing chan error
+	if *traceFile != "" {
+		tracing = make(chan error, 1)
+		go func() { tracing <- fetchTrace(ctx, debugAddr, *latencyFor, *traceFile) }()
+	}
 	lat2, errs, err := openLoop(ctx, peakSend, half, *latencyFor)
 	flushes := probe.stop()
 	if err != nil {
 		return err
+	}
+	if tracing != nil {
+		if err := <-tracing; err != nil {
+			return err
+		}
+		fmt.Printf("ingest: runtime/trace of the half-peak phase in %s (go tool trace %s); tracing cost CPU in this phase\n", *traceFile, *traceFile)
 	}
 	fmt.Printf("ingest: open loop at half peak (%.0f/s) for %s: p50 %s, p99 %s, errors %d\n",
 		half, *latencyFor, pct(lat2, 50), pct(lat2, 99), errs)
@@ -172,7 +207,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	if err != nil {
 		return err
 	}
-	stored, err := countLog(ctx, dbURL)
+	stored, err := countRows(ctx, dbURL, eventlog.Table)
 	if err != nil {
 		return err
 	}
@@ -182,24 +217,56 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	}
 
 	ratio := peak / pgbenchTPS
-	p99 := pct(lat2, 99)
+	p99, baseP99 := pct(lat2, 99), pct(baseLat, 99)
+	tailBound := max(50*time.Millisecond, 2*baseP99)
 	fmt.Println()
-	fmt.Printf("target ingest >= 2.0x pgbench:      %.2fx  %s  (HTTP floor alone: %.2fx)\n", ratio, verdict(ratio >= 2.0), floorRate/pgbenchTPS)
-	fmt.Printf("target p99 <= 50ms at half peak:    %s  %s  (pgbench at the same rate: %s)\n", p99, verdict(p99 <= 50*time.Millisecond), pct(baseLat, 99))
-	fmt.Printf("target ingest RSS <= 100 MiB:       %.1f MiB  %s\n", rss, verdict(rss <= 100))
+	fmt.Printf("target tail: p99 at half peak <= max(50ms, 2x pgbench's p99 at that rate = %s): %s  %s\n",
+		2*baseP99, p99, verdict(p99 <= tailBound))
+	fmt.Printf("target cost: ingest (lean client) >= 1.0x pgbench:  %.2fx  %s  (HTTP floor alone: %.2fx)\n",
+		leanRate/pgbenchTPS, verdict(leanRate >= pgbenchTPS), floorRate/pgbenchTPS)
+	fmt.Printf("target peer: ingest >= 1.5x the Watermill peer:   %.2fx  %s  (%.0f vs %.0f deliveries/s, lean client)\n",
+		leanRate/peerRate, verdict(leanRate >= 1.5*peerRate), leanRate, peerRate)
+	fmt.Printf("target RSS: ingest peak RSS <= 100 MiB:           %.1f MiB  %s\n", rss, verdict(rss <= 100))
+	fmt.Printf("higher of the two clients' peaks: %.2fx pgbench\n", ratio)
 
-	// The throughput target as a CPU budget: the load generator, ingest and PostgreSQL
-	// share the machine's cores, so 2x pgbench leaves each delivery at most this much CPU.
-	// Comparing it with the floor (HTTP alone) and with what PostgreSQL spent per
-	// delivery shows whether the target is reachable here at all.
-	goal := 2 * pgbenchTPS
-	budget := time.Duration(float64(runtime.NumCPU()) * float64(time.Second) / goal)
+	// The cost target as a CPU budget: the load generator, ingest and PostgreSQL share the
+	// machine's cores, so 1.0x pgbench leaves each delivery at most this much CPU.
+	budget := time.Duration(float64(runtime.NumCPU()) * float64(time.Second) / pgbenchTPS)
 	r := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
 	fmt.Println()
-	fmt.Printf("2.0x pgbench = %.0f deliveries/s = %s of CPU per delivery on %d cores, for load generator, ingest and PostgreSQL together.\n",
-		goal, r(budget), runtime.NumCPU())
-	fmt.Printf("Measured: HTTP floor %s + PostgreSQL's share under ingest %s = %s before any of ingest's own work (ingest used %s in all).\n",
-		r(floorCPU.total()), r(peakCPU.postgres), r(floorCPU.total()+peakCPU.postgres), r(peakCPU.service))
+	fmt.Printf("1.0x pgbench = %.0f deliveries/s = %s of CPU per delivery on %d cores, for load generator, ingest and PostgreSQL together.\n",
+		pgbenchTPS, r(budget), runtime.NumCPU())
+	fmt.Printf("Measured (lean client): %s in all; HTTP floor %s + PostgreSQL's share under ingest %s = %s before any of ingest's own work.\n",
+		r(leanCPU.total()), r(floorCPU.total()), r(leanCPU.postgres), r(floorCPU.total()+leanCPU.postgres))
+	return nil
+}
+
+// fetchTrace saves a runtime/trace of ingest, taken for d from its debug listener.
+func fetchTrace(ctx context.Context, debugAddr string, d time.Duration, file string) error {
+	u := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", debugAddr, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("trace request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch trace: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch trace: status %d", resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("create trace file: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("write trace: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write trace: %w", err)
+	}
 	return nil
 }
 
@@ -312,15 +379,16 @@ func waitReady(ctx context.Context, u string, within time.Duration) error {
 	return errors.New("timed out")
 }
 
-func countLog(ctx context.Context, dbURL string) (int64, error) {
+// countRows counts the rows of table, a quoted SQL name.
+func countRows(ctx context.Context, dbURL, table string) (int64, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM watermill_gotowebinar_events`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count log: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", table, err)
 	}
 	return n, nil
 }

@@ -6,7 +6,9 @@
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
 //
 // bench ingest also starts this program as "bench http-floor ADDR": a chi server that only
-// reads each request and answers 200, the reference for what HTTP alone allows here.
+// reads each request and answers 200, the reference for what HTTP alone allows here; and as
+// "bench watermill-peer ADDR DATABASE_URL CONNS": the receiver written from Watermill's
+// documentation (HMAC check, one watermill-sql Publish per request in its own transaction).
 //
 // It needs DATABASE_URL (make bench-… starts a throwaway durable cluster) and the binaries
 // in bin/ (make bench-… builds them first).
@@ -43,6 +45,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	if args[0] == floorCommand && len(args) == 2 {
 		return serveHTTPFloor(ctx, args[1]) // started by bench ingest, not by hand
+	}
+	if args[0] == peerCommand && len(args) == 4 {
+		conns, err := strconv.Atoi(args[3])
+		if err != nil || conns < 1 {
+			return fmt.Errorf("%s: bad connection count %q", peerCommand, args[3])
+		}
+		return serveWatermillPeer(ctx, args[1], args[2], conns) // started by bench ingest
 	}
 	admin := os.Getenv("DATABASE_URL")
 	if admin == "" {
