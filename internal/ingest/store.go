@@ -31,6 +31,13 @@ SELECT unnest($1::text[])
 ON CONFLICT DO NOTHING
 RETURNING event_key`
 
+// claimStrictSQL records the batch's event keys, all assumed new: it fails with
+// unique_violation (23505) if any is taken, after waiting, like claimKeysSQL, for a
+// concurrent transaction that inserted it. Same order rule as claimKeysSQL.
+const claimStrictSQL = `
+INSERT INTO ingest_event_keys (event_key)
+SELECT unnest($1::text[])`
+
 // quarantineSQL stores an authentic delivery that could not enter the log.
 const quarantineSQL = `
 INSERT INTO ingest_quarantine (received_at, reason, detail, signature_verified, headers, body)
@@ -172,11 +179,21 @@ func (a *appender) dedupe(entries []Delivery) {
 
 // commit runs the batch's transaction, leaving the new keys in a.fresh.
 //
-// The transaction takes two round trips instead of four: BEGIN is pipelined with the key
-// claim, and the log INSERT that Watermill's publisher issues is pipelined with COMMIT
-// (see commitOnInsert). The transaction is driven with plain BEGIN/COMMIT statements on
-// an acquired connection rather than a pgx.Tx, because pgx.Tx sends BEGIN and COMMIT as
-// round trips of their own.
+// The usual batch holds only new keys (GoTo redelivers only after a failure), so commit
+// first tries the fast path: BEGIN, a strict claim of every key (a plain INSERT, which
+// fails on any key already taken), the log INSERT and COMMIT, all in one pipeline: one
+// round trip per batch. If a key was taken, the strict claim fails with unique_violation,
+// PostgreSQL skips the rest of the pipeline (COMMIT then reports ROLLBACK), nothing of the
+// batch is kept, and commit runs the slow path on the same connection: BEGIN pipelined with
+// the lenient claim (ON CONFLICT DO NOTHING RETURNING the new keys), then the INSERT of
+// the new entries pipelined with COMMIT.
+//
+// Both claims wait for a concurrent transaction holding the same key, and skip or fail on
+// it only once that transaction commits, so a redelivery racing in another batch is
+// stored exactly once either way.
+//
+// The transaction is driven with plain BEGIN/COMMIT statements on an acquired connection
+// rather than a pgx.Tx, because pgx.Tx sends BEGIN and COMMIT as round trips of their own.
 func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Delivery) (err error) {
 	clear(a.fresh)
 	pc, err := pool.Acquire(ctx)
@@ -194,6 +211,25 @@ func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Del
 		}
 	}()
 
+	err = a.publish(ctx, conn, entries, claimStrictSQL, a.keys)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.UniqueViolation || !a.exec.claimFailed {
+		if err == nil {
+			for _, k := range a.keys {
+				a.fresh[k] = struct{}{}
+			}
+		}
+		return err
+	}
+	// A key of the batch is taken: end the aborted transaction and take the slow path.
+	if _, err := conn.Exec(ctx, rollbackSQL); err != nil {
+		return fmt.Errorf("roll back strict claim: %w", err)
+	}
+	return a.commitSlow(ctx, conn, entries)
+}
+
+// commitSlow is commit's path for a batch with keys already taken (see commit).
+func (a *appender) commitSlow(ctx context.Context, conn *pgx.Conn, entries []Delivery) error {
 	var b pgx.Batch
 	b.Queue(beginSQL)
 	b.Queue(claimKeysSQL, a.keys)
@@ -204,7 +240,7 @@ func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Del
 	}
 	rows, _ := br.Query() // a query error surfaces from ForEachRow
 	var key string
-	_, err = pgx.ForEachRow(rows, []any{&key}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&key}, func() error {
 		a.fresh[key] = struct{}{}
 		return nil
 	})
@@ -214,16 +250,25 @@ func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Del
 	if err != nil {
 		return fmt.Errorf("claim event keys: %w", err)
 	}
-
 	if len(a.fresh) == 0 {
 		if _, err := conn.Exec(ctx, commitSQL); err != nil {
 			return fmt.Errorf("commit append: %w", err)
 		}
 		return nil
 	}
+	return a.publish(ctx, conn, entries, "", nil)
+}
+
+// publish writes the batch's new entries (the first of each key in a.fresh, or of every
+// key when claim is set) with Watermill's publisher through a.exec, which sends claim (if
+// any), BEGIN with it, the INSERT and COMMIT in one pipeline.
+func (a *appender) publish(ctx context.Context, conn *pgx.Conn, entries []Delivery, claim string, keys []string) (err error) {
 	a.msgs = a.msgs[:0]
 	for i, e := range entries {
-		if _, isNew := a.fresh[e.EventKey]; isNew && a.first[e.EventKey] == i {
+		if a.first[e.EventKey] != i {
+			continue // a repeat within the batch
+		}
+		if _, isNew := a.fresh[e.EventKey]; claim != "" || isNew {
 			m := e.message()
 			// The publisher runs its INSERT with the first message's context.
 			m.SetContext(ctx)
@@ -238,10 +283,10 @@ func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Del
 			return fmt.Errorf("create log publisher: %w", err)
 		}
 	}
-	a.exec = commitOnInsert{conn: conn}
+	a.exec = commitOnInsert{conn: conn, claim: claim, keys: keys}
 	err = a.pub.Publish(eventlog.Topic, a.msgs...)
 	committed := a.exec.committed
-	a.exec = commitOnInsert{}
+	a.exec.conn, a.exec.keys = nil, nil
 	clear(a.msgs) // drop references to the bodies until the next batch
 	if err != nil {
 		return fmt.Errorf("publish to event log: %w", err)
@@ -263,25 +308,47 @@ const (
 // commitOnInsert is the database handle given to Watermill's publisher inside a batch
 // transaction. Its ExecContext sends the publisher's INSERT and then COMMIT in one
 // pipeline, so the log rows and the batch's key claims commit together one round trip
-// after they are sent. If the INSERT fails, PostgreSQL skips the rest of the pipeline:
-// COMMIT never runs and the transaction is left aborted for the caller to roll back.
+// after they are sent; with claim set, BEGIN and the claim go first in the same pipeline
+// (the fast path, see appender.commit). If a statement fails, PostgreSQL skips the rest of
+// the pipeline: COMMIT never runs and the transaction is left aborted for the caller to
+// roll back.
 //
 // It serves exactly one ExecContext per transaction (Publish issues one INSERT for all
 // its messages) and supports no queries.
 type commitOnInsert struct {
-	conn      *pgx.Conn
-	committed bool
+	conn  *pgx.Conn
+	claim string   // with keys: BEGIN and this claim precede the INSERT
+	keys  []string // the claim's argument
+
+	committed   bool
+	claimFailed bool // the claim, not the INSERT or COMMIT, failed
 }
 
-// ExecContext runs query with args, then COMMIT, in one round trip.
+// ExecContext runs query with args, then COMMIT, in one round trip (preceded by BEGIN and
+// the claim when set).
 func (e *commitOnInsert) ExecContext(ctx context.Context, query string, args ...any) (wsql.Result, error) {
 	if e.conn == nil || e.committed {
 		return nil, errors.New("insert into event log: no open batch transaction")
 	}
 	var b pgx.Batch
+	if e.claim != "" {
+		b.Queue(beginSQL)
+		b.Queue(e.claim, e.keys)
+	}
 	b.Queue(query, args...)
 	b.Queue(commitSQL)
 	br := e.conn.SendBatch(ctx, &b)
+	if e.claim != "" {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, fmt.Errorf("begin append: %w", err)
+		}
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			e.claimFailed = true
+			return nil, fmt.Errorf("claim event keys: %w", err)
+		}
+	}
 	tag, err := br.Exec()
 	if err != nil {
 		_ = br.Close()
