@@ -87,7 +87,7 @@ Environment:
   INGEST_DEBUG_ADDR        serve Go's pprof profiles here, e.g. 127.0.0.1:6060 (default: off)
   INGEST_BATCH_MAX         deliveries per commit (default 256)
   INGEST_BATCH_WAIT        linger for more under load, e.g. 1ms (default 0: never)
-  INGEST_BATCH_WORKERS     concurrent batch commits (default 1)
+  INGEST_BATCH_WORKERS     concurrent batch commits (default 2)
   INGEST_SHUTDOWN_TIMEOUT  drain deadline on SIGTERM (default 20s)
   LOG_LEVEL                debug | info | warn | error (default info)
 

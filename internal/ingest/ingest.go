@@ -48,7 +48,7 @@ const (
 const (
 	DefaultMaxBodyBytes  = 1 << 20 // 1 MiB
 	DefaultBatchMax      = 256
-	DefaultBatchWorkers  = 1
+	DefaultBatchWorkers  = 2
 	DefaultCommitTimeout = 10 * time.Second
 	DefaultReadyTimeout  = time.Second
 	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: half
@@ -75,13 +75,16 @@ type Config struct {
 	// closed-loop load (lingering only delays the senders that would fill the batch).
 	// A lone delivery never waits.
 	BatchWait time.Duration
-	// BatchWorkers is how many batches may be in flight at once (default 1). One
-	// worker makes the largest batches, and on a CPU-bound host that wins: under
-	// make bench-ingest (durable, 32 senders, 2 cores) one worker gave mean batches of
-	// about 10 against 6 with two, 36 µs instead of 55 µs of PostgreSQL CPU and 63
-	// instead of 74 µs of ingest CPU per delivery, and 6-13% more deliveries/s. More
-	// workers help only when commit latency (a slow disk), not CPU, is the limit. The
-	// pool needs at least this many connections.
+	// BatchWorkers is how many batches may be in flight at once (default 2). One worker
+	// makes the largest batches, which costs the least CPU per delivery (measured on
+	// 2026-11-27 with two round trips per batch: mean batches of 10 against 6 with two
+	// workers, 36 instead of 55 µs of PostgreSQL CPU per delivery), but a runtime/trace of
+	// make bench-ingest's half-peak phase (issue 14) showed that one worker spends 95% of
+	// its time waiting for PostgreSQL: every delivery then waits for the batch in flight
+	// and then for its own, and a slow commit holds up all of them, which was ingest's
+	// tail. With two, a delivery that arrives during a commit starts its own at once and
+	// PostgreSQL group-commits both; batches stay large under load. The pool needs at
+	// least this many connections.
 	BatchWorkers int
 	// CommitTimeout bounds one batch transaction (default 10s); keep it below the HTTP
 	// server's WriteTimeout so a stuck database yields 503, not a dropped connection.
