@@ -42,7 +42,7 @@ migrate: ## apply migrations to DATABASE_URL
 smoke: ## the contract smoke check (../shared/checks/contract-smoke.py) on a throwaway cluster
 	$(WITH_PG) python3 ../shared/checks/contract-smoke.py
 
-bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench on the same database (durable settings)
+bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench, the HTTP floor and the Watermill peer on the same database (durable settings)
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench ingest
 
 bench-replay: build ## projector rebuild of 1,000,000 events beside the set-based ceiling (durable settings)

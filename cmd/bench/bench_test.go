@@ -215,3 +215,19 @@ func TestWatermillPeerStoresSignedDeliveriesAndRefusesForged(t *testing.T) {
 		t.Fatalf("serveWatermillPeer returned %v after its context ended", err)
 	}
 }
+
+func TestTailBound(t *testing.T) {
+	tests := []struct {
+		pgbench, want time.Duration
+	}{
+		{pgbench: 0, want: 50 * time.Millisecond},
+		{pgbench: 21900 * time.Microsecond, want: 50 * time.Millisecond},
+		{pgbench: 25 * time.Millisecond, want: 50 * time.Millisecond},
+		{pgbench: 31700 * time.Microsecond, want: 63400 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		if got := tailBound(tt.pgbench); got != tt.want {
+			t.Errorf("tailBound(%s) = %s, want %s", tt.pgbench, got, tt.want)
+		}
+	}
+}

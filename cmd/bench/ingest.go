@@ -218,10 +218,10 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 
 	ratio := peak / pgbenchTPS
 	p99, baseP99 := pct(lat2, 99), pct(baseLat, 99)
-	tailBound := max(50*time.Millisecond, 2*baseP99)
+	bound := tailBound(baseP99)
 	fmt.Println()
 	fmt.Printf("target tail: p99 at half peak <= max(50ms, 2x pgbench's p99 at that rate = %s): %s  %s\n",
-		2*baseP99, p99, verdict(p99 <= tailBound))
+		2*baseP99, p99, verdict(p99 <= bound))
 	fmt.Printf("target cost: ingest (lean client) >= 1.0x pgbench:  %.2fx  %s  (HTTP floor alone: %.2fx)\n",
 		leanRate/pgbenchTPS, verdict(leanRate >= pgbenchTPS), floorRate/pgbenchTPS)
 	fmt.Printf("target peer: ingest >= 1.5x the Watermill peer:   %.2fx  %s  (%.0f vs %.0f deliveries/s, lean client)\n",
@@ -239,6 +239,16 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	fmt.Printf("Measured (lean client): %s in all; HTTP floor %s + PostgreSQL's share under ingest %s = %s before any of ingest's own work.\n",
 		r(leanCPU.total()), r(floorCPU.total()), r(leanCPU.postgres), r(floorCPU.total()+leanCPU.postgres))
 	return nil
+}
+
+// minTailBound is the floor of the tail target: below it, twice pgbench's p99 would ask
+// ingest for less than a few slow WAL flushes take on this kind of machine.
+const minTailBound = 50 * time.Millisecond
+
+// tailBound is issue 14's tail target for ingest's p99 at half peak, given pgbench's p99
+// at the same rate: max(50 ms, 2x pgbench's).
+func tailBound(pgbenchP99 time.Duration) time.Duration {
+	return max(minTailBound, 2*pgbenchP99)
 }
 
 // fetchTrace saves a runtime/trace of ingest, taken for d from its debug listener.

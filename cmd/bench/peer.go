@@ -151,7 +151,7 @@ func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	if err := waitReady(ctx, "http://"+addr+"/readyz", 10*time.Second); err != nil {
-		return 0, cpuEach{}, fmt.Errorf("Watermill peer did not start: %w", err)
+		return 0, cpuEach{}, fmt.Errorf("the Watermill peer did not start: %w", err)
 	}
 	client := newRawClient(addr, 2*senders)
 	defer client.close()
@@ -185,7 +185,7 @@ func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time
 		return 0, cpuEach{}, err
 	}
 	if stored < acked.Load() {
-		return 0, cpuEach{}, fmt.Errorf("Watermill peer LOST DELIVERIES: %d acknowledged but only %d stored", acked.Load(), stored)
+		return 0, cpuEach{}, fmt.Errorf("the Watermill peer LOST DELIVERIES: %d acknowledged but only %d stored", acked.Load(), stored)
 	}
 	return float64(ok) / d.Seconds(), perDelivery(before, after, ok, "peer"), nil
 }
