@@ -231,3 +231,34 @@ func TestTailBound(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBatcherStats(t *testing.T) {
+	const text = `# HELP turnout_ingest_batch_commit_seconds Duration of each group-commit transaction.
+turnout_ingest_batch_commit_seconds_bucket{le="0.05"} 9
+turnout_ingest_batch_commit_seconds_sum 0.5
+turnout_ingest_batch_commit_seconds_count 10
+turnout_ingest_batch_queue_seconds_bucket{le="0.025"} 30
+turnout_ingest_batch_queue_seconds_bucket{le="0.05"} 38
+turnout_ingest_batch_queue_seconds_sum 0.8
+turnout_ingest_batch_queue_seconds_count 40
+turnout_ingest_batch_size_sum 40
+turnout_ingest_batch_size_count 10
+`
+	got, err := parseBatcherStats(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := batcherStats{commitSum: 0.5, commitCount: 10, queueSum: 0.8, queueCount: 40, queueOver50ms: 2, sizeSum: 40}
+	if got != want {
+		t.Fatalf("parseBatcherStats = %+v, want %+v", got, want)
+	}
+	s := describeBatcher(batcherStats{}, got, time.Second)
+	for _, part := range []string{"10 batches of 4.0", "mean wait for a worker 20ms", "mean transaction 50ms", "0.50 s per s", "2 deliveries waited over 50ms"} {
+		if !strings.Contains(s, part) {
+			t.Errorf("describeBatcher = %q, lacks %q", s, part)
+		}
+	}
+	if _, err := parseBatcherStats(strings.NewReader("turnout_ingest_batch_size_sum 4\n")); err == nil {
+		t.Error("metrics without the commit and queue series parsed")
+	}
+}

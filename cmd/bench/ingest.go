@@ -175,8 +175,16 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		tracing = make(chan error, 1)
 		go func() { tracing <- fetchTrace(ctx, debugAddr, *latencyFor, *traceFile) }()
 	}
+	batchBefore, err := sampleBatcher(ctx, opsAddr)
+	if err != nil {
+		return err
+	}
 	lat2, errs, err := openLoop(ctx, peakSend, half, *latencyFor)
 	flushes := probe.stop()
+	if err != nil {
+		return err
+	}
+	batchAfter, err := sampleBatcher(ctx, opsAddr)
 	if err != nil {
 		return err
 	}
@@ -189,6 +197,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	fmt.Printf("ingest: open loop at half peak (%.0f/s) for %s: p50 %s, p99 %s, errors %d\n",
 		half, *latencyFor, pct(lat2, 50), pct(lat2, 99), errs)
 	fmt.Printf("  disk meanwhile: %s\n", describeFlushes(flushes))
+	fmt.Printf("  batcher meanwhile: %s\n", describeBatcher(batchBefore, batchAfter, *latencyFor))
 	// The same rate of durable one-row commits without HTTP or ingest: what the disk and
 	// PostgreSQL alone give at this rate (a WAL flush that stalls shows here too).
 	if probe, err = startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond); err != nil {

@@ -43,8 +43,9 @@ type batcher struct {
 
 // pending is one entry waiting for its batch; done receives exactly one result.
 type pending struct {
-	entry Delivery
-	done  chan result
+	entry  Delivery
+	queued time.Time // when submit queued it, for turnout_ingest_batch_queue_seconds
+	done   chan result
 }
 
 type result struct {
@@ -81,7 +82,7 @@ func newBatcher(pool *pgxpool.Pool, cfg Config, logger *slog.Logger, m *metrics)
 // error: the batch may still be reading it.
 func (b *batcher) submit(ctx context.Context, e Delivery) (Outcome, error) {
 	p := pendingPool.Get().(*pending)
-	p.entry = e
+	p.entry, p.queued = e, time.Now()
 
 	b.mu.RLock()
 	if b.closed {
@@ -141,9 +142,11 @@ func (b *batcher) work() {
 		}
 		batch = b.gather(append(batch[:0], first), timer)
 
+		start := time.Now()
 		entries = entries[:0]
 		for _, p := range batch {
 			entries = append(entries, p.entry)
+			b.metrics.batchQueue.Observe(start.Sub(p.queued).Seconds())
 		}
 		b.metrics.batchSize.Observe(float64(len(batch)))
 		// The batch does not run on any request's context: one client hanging up must
@@ -152,6 +155,7 @@ func (b *batcher) work() {
 		var err error
 		outcomes, err = a.append(ctx, b.pool, entries, outcomes[:0])
 		cancel()
+		b.metrics.batchCommit.Observe(time.Since(start).Seconds())
 		if err != nil {
 			// Logged here for the whole batch (throttled); the handlers only answer 503.
 			b.failures.batchFailed(b.logger, len(batch), err)

@@ -487,6 +487,7 @@ func TestProbesAndMetrics(t *testing.T) {
 		"turnout_ingest_deliveries_total", "turnout_ingest_signature_failures_total",
 		"turnout_ingest_duplicates_total", "turnout_ingest_quarantined_total",
 		"turnout_ingest_batch_size", `turnout_ingest_request_duration_seconds_count{code="200",route="/healthz"}`,
+		"turnout_ingest_batch_commit_seconds_sum", `turnout_ingest_batch_queue_seconds_bucket{le="0.05"}`,
 		"turnout_ingest_unverified_stored_total", "turnout_ingest_unverified_evicted_total", "turnout_ingest_unverified_rows",
 		"turnout_ingest_unverified_bytes", "turnout_ingest_unverified_dropped_total", "turnout_ingest_connections_evicted_total",
 		"go_goroutines", "process_resident_memory_bytes",

@@ -38,6 +38,8 @@ type metrics struct {
 	duplicates        prometheus.Counter
 	quarantined       *prometheus.CounterVec
 	batchSize         prometheus.Histogram
+	batchCommit       prometheus.Histogram
+	batchQueue        prometheus.Histogram
 	requestDuration   *prometheus.HistogramVec
 	dataQuality       *prometheus.CounterVec
 	unverifiedStored  *prometheus.CounterVec
@@ -71,6 +73,19 @@ func newMetrics() *metrics {
 			Name:    "turnout_ingest_batch_size",
 			Help:    "Deliveries per group-commit transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		// With batchQueue, where a delivery's time goes: waiting for a worker, then its
+		// batch's transaction. Their sum over a minute, against the workers' count, is how
+		// busy the batcher is: near one second per second and worker, deliveries queue.
+		batchCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "turnout_ingest_batch_commit_seconds",
+			Help:    "Duration of each group-commit transaction, connection acquisition included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		batchQueue: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "turnout_ingest_batch_queue_seconds",
+			Help:    "Time each delivery waited for a batch worker to take it.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "turnout_ingest_request_duration_seconds",
@@ -110,6 +125,7 @@ func newMetrics() *metrics {
 		m.dataQuality, m.unverifiedStored, m.unverifiedDropped, m.unverifiedEvicted, m.unverifiedRows,
 		m.unverifiedBytes, m.connsEvicted,
 		m.deliveries, m.signatureFailures, m.duplicates, m.quarantined, m.batchSize, m.requestDuration,
+		m.batchCommit, m.batchQueue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
