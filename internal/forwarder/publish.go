@@ -95,9 +95,9 @@ type Publisher struct {
 	metrics *Metrics
 
 	mu    sync.Mutex
-	batch uint64       // number of the batch being published; acks of others are ignored
-	acked []ackResult  // per index of the current batch
-	left  int          // indexes of the current batch not acknowledged yet
+	batch uint64        // number of the batch being published; acks of others are ignored
+	acked []ackResult   // per index of the current batch
+	left  int           // indexes of the current batch not acknowledged yet
 	done  chan struct{} // closed when left reaches 0
 }
 
