@@ -53,7 +53,7 @@ func NewMetrics() *Metrics {
 		}),
 		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "turnout_forwarder_waits_total",
-			Help: "Times the forwarder waited for a dependency to come back, by dependency: database, nats.",
+			Help: "Times the forwarder waited for a dependency, by dependency: database (a failed query, tried again after the retry wait), nats (a batch not wholly acknowledged within the ack wait).",
 		}, []string{"dependency"}),
 	}
 	m.Registry.MustRegister(m.LagEvents, m.LagSeconds, m.Published, m.Acks, m.Retries,

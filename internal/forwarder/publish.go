@@ -17,7 +17,7 @@ import (
 )
 
 // Header names of every published message, besides Watermill's own
-// _watermill_message_uuid (the log row's uuid).
+// _watermill_message_uuid, which is the eventKey too (a Watermill subscriber's msg.UUID).
 const (
 	HeaderMsgID       = nats.MsgIdHdr     // "Nats-Msg-Id": the event's eventKey, JetStream's dedup key
 	HeaderPosition    = "log_position"    // the event's position in Turnout's log
@@ -29,7 +29,6 @@ const (
 
 // Message is one log event as it is published.
 type Message struct {
-	UUID       string // the log row's uuid
 	EventName  string
 	EventKey   string
 	Position   string // the log position, as text
@@ -210,7 +209,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message, ackWait, retryW
 
 	wms := make([]*message.Message, len(msgs))
 	for i, m := range msgs {
-		wm := message.NewMessage(m.UUID, m.Payload)
+		wm := message.NewMessage(m.EventKey, m.Payload)
 		wm.Metadata.Set(HeaderMsgID, m.EventKey)
 		wm.Metadata.Set(HeaderPosition, m.Position)
 		wm.Metadata.Set(HeaderReceivedAt, m.ReceivedAt.UTC().Format(time.RFC3339Nano))
@@ -258,6 +257,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message, ackWait, retryW
 			p.countAcks()
 			return nil
 		}
+		p.metrics.Waits.WithLabelValues("nats").Inc()
 		select {
 		case <-done:
 			p.countAcks()
