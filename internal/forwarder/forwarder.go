@@ -112,13 +112,29 @@ type batch struct {
 }
 
 // Run forwards until ctx ends, and returns nil then. The database or NATS being away is
-// waited out, never an error: nothing is skipped, the position simply stays.
+// waited out, never an error: nothing is skipped, the position simply stays. The one
+// error is a log holding rows this cluster cannot have written (eventlog.ErrAhead).
 func (f *Forwarder) Run(ctx context.Context) error {
 	pos, err := retry(ctx, f, func() (eventlog.Position, error) {
 		return eventlog.ReadPosition(ctx, f.pool, ConsumerGroup)
 	})
 	if err != nil {
 		return nil // ctx ended while the database was away
+	}
+	// Rows the visibility rule would hide for good must stop us rather than be skipped.
+	var ahead error
+	if _, err := retry(ctx, f, func() (struct{}, error) {
+		err := eventlog.Ahead(ctx, f.pool)
+		if errors.Is(err, eventlog.ErrAhead) {
+			ahead = err // reported below, not waited out
+			return struct{}{}, nil
+		}
+		return struct{}{}, err
+	}); err != nil {
+		return nil
+	}
+	if ahead != nil {
+		return fmt.Errorf("check the log: %w", ahead)
 	}
 	f.log.Info("forwarder starting", slog.String("position", pos.String()))
 

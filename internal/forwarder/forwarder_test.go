@@ -80,8 +80,8 @@ func TestForwardsTheLogInOrderWithHeaders(t *testing.T) {
 	checkStreamIsTheLog(t, log, msgs)
 	for i, msg := range msgs {
 		r := log[i]
-		h := msg.Headers()
-		if got, want := msg.Subject(), "turnout.events."+r.EventName; got != want {
+		h := msg.Header
+		if got, want := msg.Subject, "turnout.events."+r.EventName; got != want {
 			t.Errorf("message %d: subject %q, want %q", i, got, want)
 		}
 		if got := h.Get(forwarder.HeaderMsgID); got != r.EventKey {

@@ -48,9 +48,10 @@ type Node struct {
 	ClusterPort int
 	dir         string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	out *bytes.Buffer
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	out    *bytes.Buffer
 }
 
 // URL is the node's client URL.
@@ -179,8 +180,10 @@ func (c *Cluster) Restart(i int) error {
 		return fmt.Errorf("start nats-server %s: %w", n.Name, err)
 	}
 	n.cmd = cmd
+	exited := make(chan struct{})
+	n.exited = exited
 	// Reap it, so a SIGKILL does not leave a zombie behind.
-	go func() { _ = cmd.Wait() }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	return nil
 }
 
@@ -206,22 +209,25 @@ func (n *Node) Output() string {
 }
 
 // Kill SIGKILLs node i: no shutdown, no leadership transfer.
-func (c *Cluster) Kill(i int) {
+func (c *Cluster) Kill(i int) { c.stop(i, syscall.SIGKILL) }
+
+// Shutdown stops node i with SIGTERM, nats-server's graceful shutdown (it flushes its
+// stores), and waits for it to exit (SIGKILL after 20 s).
+func (c *Cluster) Shutdown(i int) { c.stop(i, syscall.SIGTERM) }
+
+func (c *Cluster) stop(i int, sig syscall.Signal) {
 	n := c.Nodes[i]
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cmd == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	// The reaper goroutine waits; poll until the port is free so a restart can bind it.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.ClientPort))); err == nil {
-			l.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	_ = n.cmd.Process.Signal(sig)
+	select {
+	case <-n.exited:
+	case <-time.After(20 * time.Second):
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.exited
 	}
 	n.cmd = nil
 }
