@@ -51,7 +51,10 @@ func Subject(eventName string) string {
 		}
 		return r
 	}, eventName)
-	clean = strings.Trim(strings.ReplaceAll(clean, "..", "._."), ".")
+	for strings.Contains(clean, "..") { // an empty token is not a subject
+		clean = strings.ReplaceAll(clean, "..", "._.")
+	}
+	clean = strings.Trim(clean, ".")
 	if clean == "" {
 		clean = "_"
 	}
