@@ -6,7 +6,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin
 
 .DEFAULT_GOAL := help
-.PHONY: help build generate test lint fuzz demo migrate smoke bench-ingest bench-live bench-replay bench-forward clean
+.PHONY: help build generate test lint fuzz demo migrate smoke bench-ingest bench-live bench-replay clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ migrate: ## apply migrations to DATABASE_URL
 smoke: ## the contract smoke check (../shared/checks/contract-smoke.py) on a throwaway cluster
 	$(WITH_PG) python3 ../shared/checks/contract-smoke.py
 
+.PHONY: bench-forward
+bench-forward: build ## forwarder to JetStream: sustained beside ingest's peak (60 s), catch-up of 500,000 events beside raw async publishes
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forward
+
 bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench on the same database (durable settings)
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench ingest
 
@@ -52,6 +56,3 @@ clean: ## remove build output
 
 bench-live: build ## p99 from ingest's 2xx to visibility in analytics.webinar_conversion at 1,000 deliveries/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
-
-bench-forward: build ## forwarder to JetStream: sustained beside ingest's peak (60 s), catch-up of 500,000 events beside raw async publishes
-	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forward
