@@ -42,6 +42,10 @@ migrate: ## apply migrations to DATABASE_URL
 smoke: ## the contract smoke check (../shared/checks/contract-smoke.py) on a throwaway cluster
 	$(WITH_PG) python3 ../shared/checks/contract-smoke.py
 
+.PHONY: bench-forward
+bench-forward: build ## forwarder to JetStream: sustained beside ingest's peak (60 s), catch-up of 500,000 events beside raw async publishes
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forward
+
 bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench on the same database (durable settings)
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench ingest
 

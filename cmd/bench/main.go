@@ -1,6 +1,7 @@
 // Command bench runs Turnout's benchmark programs. Each prints its figures beside a baseline
 // measured in the same run on the same database, and the target as a ratio.
 //
+//	bench forward  bin/forwarder beside ingest's peak, and its catch-up vs raw JetStream publishes
 //	bench ingest   signed deliveries/s into bin/ingest at 32 senders vs pgbench one-row inserts
 //	bench live     2xx → visible in analytics.webinar_conversion at 1,000 deliveries/s
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("machine: %d cores, %s/%s, %s; date %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	switch args[0] {
+	case "forward":
+		return benchForward(ctx, admin, args[1:]) // forward.go
 	case "ingest":
 		return benchIngest(ctx, admin, args[1:])
 	case "live":
