@@ -218,7 +218,7 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 			// Not parallel with each other: each runs 3 servers, a forwarder and a load,
 			// and the point is the fault, not contention.
 			pool, dbURL := pgtest.Pool(t)
-			base := startIngest(t, pool)
+			base, drainIngest := startIngest(t, pool)
 			cluster := natstest.New(t, 3)
 			env := []string{
 				"DATABASE_URL=" + dbURL,
@@ -250,6 +250,7 @@ func TestClusterFaultsLoseNothing(t *testing.T) {
 			before := len(wholeLog(t, pool))
 			tc.fault(e)
 			acked := <-loaded
+			drainIngest()
 			log := wholeLog(t, pool)
 			t.Logf("%d deliveries acknowledged; %d in the log when the fault struck, %d at the end", acked, before, len(log))
 			if len(log) < acked || before == 0 || len(log) == before {

@@ -102,7 +102,7 @@ func (c *cutter) up(t *testing.T) {
 func TestDatabaseUnreachableWaitsAndResumes(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.Pool(t)
-	base := startIngest(t, pool)
+	base, drainIngest := startIngest(t, pool)
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +140,7 @@ func TestDatabaseUnreachableWaitsAndResumes(t *testing.T) {
 	}
 	cut.up(t)
 	<-loaded
+	drainIngest()
 	log := wholeLog(t, pool)
 	waitCaughtUp(t, pool, log[len(log)-1].Position, 60*time.Second)
 	stop()

@@ -52,7 +52,7 @@ func TestForwardsTheLogInOrderWithHeaders(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.Pool(t)
 	ctx := context.Background()
-	base := startIngest(t, pool)
+	base, _ := startIngest(t, pool)
 	const n = 600
 	if got := load(ctx, t, base, 0, n, 8); got != n {
 		t.Fatalf("%d of %d deliveries acknowledged", got, n)

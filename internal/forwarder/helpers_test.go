@@ -30,15 +30,21 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // startIngest serves the real ingest handler on pool, on loopback.
-func startIngest(t *testing.T, pool *pgxpool.Pool) string {
+//
+// drain stops the server once every request it holds has finished: a load whose context
+// ends leaves requests in flight that may still commit, so a test drains ingest before it
+// takes the log as final.
+func startIngest(t *testing.T, pool *pgxpool.Pool) (base string, drain func()) {
 	t.Helper()
 	svc, err := ingest.New(pool, ingest.Config{SecretKeys: [][]byte{secret}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
-	t.Cleanup(func() { srv.Close(); svc.Close() })
-	return srv.URL
+	var once sync.Once
+	drain = func() { once.Do(func() { srv.Close(); svc.Close() }) }
+	t.Cleanup(drain)
+	return srv.URL, drain
 }
 
 // body returns the i-th synthetic event: registrations, and a join for every third.
