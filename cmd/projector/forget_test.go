@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/erasure"
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
@@ -170,10 +171,10 @@ func figures(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	}
 }
 
-func forget(t *testing.T, env func(string) string, args ...string) projector.ForgetResult {
+func forget(t *testing.T, env func(string) string, args ...string) erasure.Result {
 	t.Helper()
 	out := runCommand(t, env, append([]string{"forget", "-json"}, args...)...)
-	var res projector.ForgetResult
+	var res erasure.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("decode forget -json: %v\n%s", err, out)
 	}
@@ -256,8 +257,8 @@ func TestForgetErasesThePerson(t *testing.T) {
 			after := dump(t, pool, projector.Schema)
 			for _, e := range tt.erased {
 				row := registrantRow(t, pool, projector.Schema, e[0], e[1])
-				if n, found := containsAny(row, personal); found || !strings.Contains(row, projector.ErasedEmail) {
-					t.Errorf("registrant %s after forget = %s: holds %q, or lacks %s", e[1], row, n, projector.ErasedEmail)
+				if n, found := containsAny(row, personal); found || !strings.Contains(row, erasure.ErasedEmail) {
+					t.Errorf("registrant %s after forget = %s: holds %q, or lacks %s", e[1], row, n, erasure.ErasedEmail)
 				}
 				payloads := logPayloads(t, pool, e[0], e[1])
 				if len(payloads) != 2 {
