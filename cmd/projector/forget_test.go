@@ -70,7 +70,9 @@ func seedPerson(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 			"sessionKey", num("28000002"), "joinTime", num("1772442600000"))), "email"),
 		// A neighbour on webinar A, who stays.
 		g.event("registrant_added", map[string]any{"webinarKey": num(webinarA), "registrantKey": num("7000001000000000003"),
-			"email": "neighbour@example.com", "registrationSource": "linkedin"}),
+			"email": "neighbour@example.com", "registrationSource": "linkedin",
+			// Her address in his free text, in another case: redacted when she is forgotten by email.
+			"comments": "colleague of Grace.Hopper@Example.com, ask her"}),
 	)
 	appendEvents(t, pool, events, 9)
 
@@ -82,6 +84,8 @@ func seedPerson(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 		{"email", append([]byte(`{"eventName":"registrant.added","email":"GRACE.HOPPER@example.com","firstName":"Grace`), 0xff, 0xfe)},
 		// Her registration A's keys with an email that failed validation.
 		{"keysA", []byte(`{"eventName":"registrant.added","webinarKey":` + webinarA + `,"registrantKey":` + graceA + `,"email":"grace at navy","firstName":"Grace"}`)},
+		// Her email JSON-escaped: no substring search of the raw bytes finds it.
+		{"escaped", []byte(`{"eventName":"registrant.added","email":"grace.hopper\u0040example.com","firstName":"\u0047race"}`)},
 		// Somebody whose address ends with hers, and somebody else entirely.
 		{"suffix", []byte(`{"eventName":"registrant.added","email":"lgrace.hopper@example.com"}`)},
 		{"other", append([]byte(`{"eventName":"registrant.added","email":"other@example.com",`), 0xc3, 0x28)},
@@ -203,15 +207,18 @@ func TestForgetErasesThePerson(t *testing.T) {
 		shadow bool
 		// keptQuarantined names the quarantined deliveries that stay (see seedPerson).
 		keptQuarantined []string
+		// mentions: the neighbour's rows whose comments quote her address (log, registrants);
+		// parked: the parked events whose error text is erased or redacted.
+		logMentions, registrantMentions, parked int64
 	}{
 		{"by email, any case", []string{"--email", "GRACE.hopper@example.COM"},
-			[][2]string{{webinarA, graceA}, {webinarB, graceB}}, nil, true, []string{"suffix", "other"}},
+			[][2]string{{webinarA, graceA}, {webinarB, graceB}}, nil, true, []string{"suffix", "other"}, 1, 2, 2},
 		{"by registrant key", []string{"--registrant-key", graceA},
-			[][2]string{{webinarA, graceA}}, [][2]string{{webinarB, graceB}}, false, []string{"suffix", "other"}},
+			[][2]string{{webinarA, graceA}}, [][2]string{{webinarB, graceB}}, false, []string{"suffix", "other"}, 0, 0, 2},
 		// Registration B's rows carry her email too, so the delivery with it goes; the one
 		// with only registration A's keys stays.
 		{"by registrant and webinar key", []string{"--registrant-key", graceB, "--webinar-key", webinarB},
-			[][2]string{{webinarB, graceB}}, [][2]string{{webinarA, graceA}}, false, []string{"keysA", "suffix", "other"}},
+			[][2]string{{webinarB, graceB}}, [][2]string{{webinarA, graceA}}, false, []string{"keysA", "suffix", "other"}, 0, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +235,7 @@ func TestForgetErasesThePerson(t *testing.T) {
 			if tt.shadow {
 				interruptedShadow(t, pool)
 			}
+			parkSome(t, pool)
 			before := dump(t, pool, projector.Schema)
 			figuresBefore := figures(t, pool)
 			keptRows := map[[2]string]string{}
@@ -239,15 +247,23 @@ func TestForgetErasesThePerson(t *testing.T) {
 
 			res := forget(t, env, tt.args...)
 			if res.Registrations != len(tt.erased) || res.Registrants != int64(len(tt.erased)) ||
-				res.LogEvents != 2*int64(len(tt.erased)) || res.QuarantineDeleted != int64(4-len(tt.keptQuarantined)) {
+				res.LogEvents != 2*int64(len(tt.erased)) || res.QuarantineDeleted != int64(5-len(tt.keptQuarantined)) {
 				t.Errorf("forget = %+v, want %d registrations and rows, %d log events, %d quarantined deliveries",
-					res, len(tt.erased), 2*len(tt.erased), 4-len(tt.keptQuarantined))
+					res, len(tt.erased), 2*len(tt.erased), 5-len(tt.keptQuarantined))
 			}
+			if res.LogMentions != tt.logMentions || res.RegistrantMentions != tt.registrantMentions || res.Parked != tt.parked {
+				t.Errorf("forget = %+v, want %d log and %d registrants mentions, %d parked events",
+					res, tt.logMentions, tt.registrantMentions, tt.parked)
+			}
+			if !strings.HasPrefix(res.Vacuum, "VACUUM public.") || !strings.Contains(res.Vacuum, "ingest_quarantine") {
+				t.Errorf("forget's VACUUM step = %q", res.Vacuum)
+			}
+			assertParked(t, pool, len(tt.kept) == 0 || tt.kept[0] != [2]string{webinarA, graceA})
 			if tt.shadow && (!res.ShadowExists || res.ShadowRegistrants != 2 || res.ShadowPrefetchDropped != 1) {
 				t.Errorf("forget = %+v, want the shadow's 2 registrants erased and its prefetch table dropped", res)
 			}
 			human := runCommand(t, env, append([]string{"forget"}, tt.args...)...)
-			if !strings.Contains(human, "nothing changed") {
+			if !strings.Contains(human, "nothing changed") || strings.Contains(human, "VACUUM") {
 				t.Errorf("a second forget changed something:\n%s", human)
 			}
 			if n, found := containsAny(human, personal); found {
@@ -313,6 +329,52 @@ func TestForgetErasesThePerson(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// parkSome parks two events in analytics the way the projector does when one keeps
+// failing: registration A's registrant.added, with an error quoting her name, and the
+// neighbour's, with an error quoting her address (as the neighbour's comments do).
+func parkSome(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO analytics._parked (transaction_id, "offset", event_key, event_name, error, attempts)
+		SELECT transaction_id, "offset", event_key, event_name, e.error, 4
+		FROM `+eventlog.Table+` l JOIN (VALUES
+			($1, 'invalid input syntax: "Grace Hopper"'),
+			('7000001000000000003', 'value too long: "colleague of grace.hopper@example.com, ask her"')) e(registrant, error)
+		  ON l.payload::jsonb ->> 'registrantKey' = e.registrant
+		WHERE l.event_name = 'registrant.added'`, graceA)
+	if err != nil {
+		t.Fatalf("park events: %v", err)
+	}
+}
+
+// assertParked checks the parked events' error texts: the neighbour's no longer quotes her
+// address, and registration A's is erased exactly when A was.
+func assertParked(t *testing.T, pool *pgxpool.Pool, aErased bool) {
+	t.Helper()
+	errs := map[string]string{}
+	rows, err := pool.Query(context.Background(), `SELECT l.payload::jsonb ->> 'registrantKey', p.error
+		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (transaction_id, "offset")`)
+	if err != nil {
+		t.Fatalf("read parked events: %v", err)
+	}
+	for rows.Next() {
+		var registrant, text string
+		if err := rows.Scan(&registrant, &text); err != nil {
+			t.Fatal(err)
+		}
+		errs[registrant] = text
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := errs["7000001000000000003"]; strings.Contains(strings.ToLower(got), graceEmail) {
+		t.Errorf("the neighbour's parked error still quotes her address: %s", got)
+	}
+	if got := errs[graceA]; (got == erasure.ErasedParkedError) != aErased {
+		t.Errorf("registration A's parked error = %q; erased: want %v", got, aErased)
 	}
 }
 
