@@ -540,3 +540,44 @@ func TestForgetFlags(t *testing.T) {
 		})
 	}
 }
+
+// Observe mode's unverified deliveries (ingest_unverified, created by a later migration of
+// ingest's: body bytea, headers jsonb, as in quarantine) that mention the person are deleted
+// too; every other test runs without the table, which forget tolerates.
+func TestForgetDeletesUnverifiedDeliveries(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url)
+	seedPerson(t, pool)
+	if _, err := pool.Exec(ctx, `CREATE TABLE ingest_unverified (
+		id bigserial PRIMARY KEY, received_at timestamptz NOT NULL DEFAULT now(),
+		headers jsonb NOT NULL, body bytea NOT NULL)`); err != nil {
+		t.Fatalf("create ingest_unverified: %v", err)
+	}
+	bodies := []struct {
+		headers, body string
+		keep          bool
+	}{
+		{`{}`, `{"eventName":"registrant.added","email":"GRACE.HOPPER@example.com"}`, false},
+		{`{}`, `{"eventName":"registrant.added","email":"grace.hopper\u0040example.com"}`, false},
+		{`{"X-Forwarded-For":"grace.hopper@example.com"}`, `{}`, false},
+		{`{}`, `{"eventName":"registrant.added","email":"lgrace.hopper@example.com"}`, true},
+	}
+	for _, b := range bodies {
+		if _, err := pool.Exec(ctx, `INSERT INTO ingest_unverified (headers, body) VALUES ($1, $2)`, b.headers, []byte(b.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := forget(t, env, "--email", graceEmail)
+	if res.UnverifiedDeleted != 3 || !strings.Contains(res.Vacuum, "ingest_unverified") {
+		t.Errorf("forget = %+v, want 3 unverified deliveries deleted and ingest_unverified in the VACUUM step", res)
+	}
+	var left []string
+	if err := pool.QueryRow(ctx, `SELECT array_agg(convert_from(body, 'UTF8')) FROM ingest_unverified`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || !strings.Contains(left[0], "lgrace.hopper") {
+		t.Errorf("unverified deliveries left: %q, want only the neighbour's", left)
+	}
+}
