@@ -112,8 +112,8 @@ func TestOwnerRunCodeNeverRunsLookalikes(t *testing.T) {
 		t.Fatalf("migrate as the owner: %v", err)
 	}
 	env := testEnv(url, "REBUILD_BATCH_SIZE", "7")
-	runCommand(t, env, "rebuild") // migrates first too (-migrate defaults to true)
-	runCommand(t, env, "status")
+	mustCommand(t, env, "rebuild") // migrates first too, as -migrate defaults to true
+	mustCommand(t, env, "status")
 	res := forget(t, env, "--email", graceEmail)
 	if res.LogEvents == 0 || res.QuarantineDeleted == 0 {
 		t.Errorf("forget = %+v, want her log events redacted and her quarantined deliveries deleted", res)
