@@ -167,12 +167,12 @@ func Forget(ctx context.Context, pool *pgxpool.Pool, who Person) (Result, error)
 	if who.Email != "" {
 		logEmails = append(logEmails, strings.ToLower(who.Email))
 	}
-	var redacted []position
 	rows, err := tx.Query(ctx, redactLogSQL, webinars, registrants, logEmails, keptMembers, ErasedEmail)
 	if err != nil {
 		return Result{}, fmt.Errorf("redact event log: %w", err)
 	}
-	if redacted, err = pgx.CollectRows(rows, pgx.RowToStructByPos[position]); err != nil {
+	redacted, err := pgx.CollectRows(rows, pgx.RowTo[int64]) // their log offsets
+	if err != nil {
 		return Result{}, fmt.Errorf("redact event log: %w", err)
 	}
 	res.LogEvents = int64(len(redacted))
@@ -229,10 +229,10 @@ func Forget(ctx context.Context, pool *pgxpool.Pool, who Person) (Result, error)
 	return res, nil
 }
 
-// position is a log row's primary key.
-type position struct {
-	TransactionID string // xid8 as text: compared as text, never converted
-	Offset        int64
+// addressed is a row read for a rewrite in this transaction: its ctid and a text.
+type addressed struct {
+	CTID string
+	Text string
 }
 
 // lockForForget pins the transaction's search_path, then takes, in order: the rebuild lock
@@ -353,22 +353,17 @@ func redactLogMentions(ctx context.Context, tx pgx.Tx, emails []string) (int64, 
 	if err != nil {
 		return 0, fmt.Errorf("find mentions in the event log: %w", err)
 	}
-	type candidate struct {
-		TransactionID string
-		Offset        int64
-		Payload       string
-	}
-	candidates, err := pgx.CollectRows(rows, pgx.RowToStructByPos[candidate])
+	candidates, err := pgx.CollectRows(rows, pgx.RowToStructByPos[addressed])
 	if err != nil {
 		return 0, fmt.Errorf("find mentions in the event log: %w", err)
 	}
 	var n int64
 	for _, c := range candidates {
-		redacted, changed := replaceMentions(c.Payload, emails, ErasedEmail)
+		redacted, changed := replaceMentions(c.Text, emails, ErasedEmail)
 		if !changed {
 			continue
 		}
-		tag, err := tx.Exec(ctx, setPayloadSQL, c.TransactionID, c.Offset, redacted)
+		tag, err := tx.Exec(ctx, setPayloadSQL, c.CTID, redacted)
 		if err != nil {
 			return 0, fmt.Errorf("redact a mention in the event log: %w", err)
 		}
@@ -438,17 +433,13 @@ func redactRegistrantMentions(ctx context.Context, tx pgx.Tx, schema string, ema
 }
 
 // eraseParked erases the error text of the person's parked events in schema (redacted are
-// their log rows) and replaces emails where other parked errors quote them.
-func eraseParked(ctx context.Context, tx pgx.Tx, schema string, redacted []position, emails []string) (int64, error) {
+// the offsets of their log rows) and replaces emails where other parked errors quote them.
+func eraseParked(ctx context.Context, tx pgx.Tx, schema string, redacted []int64, emails []string) (int64, error) {
 	exists, err := tableExists(ctx, tx, schema, "_parked")
 	if err != nil || !exists {
 		return 0, err
 	}
-	txids, offsets := make([]string, 0, len(redacted)), make([]int64, 0, len(redacted))
-	for _, p := range redacted {
-		txids, offsets = append(txids, p.TransactionID), append(offsets, p.Offset)
-	}
-	tag, err := tx.Exec(ctx, eraseParkedSQL(schema), txids, offsets, ErasedParkedError)
+	tag, err := tx.Exec(ctx, eraseParkedSQL(schema), redacted, ErasedParkedError)
 	if err != nil {
 		return 0, fmt.Errorf("erase %s._parked: %w", schema, err)
 	}
@@ -460,21 +451,16 @@ func eraseParked(ctx context.Context, tx pgx.Tx, schema string, redacted []posit
 	if err != nil {
 		return 0, fmt.Errorf("find mentions in %s._parked: %w", schema, err)
 	}
-	type candidate struct {
-		TransactionID string
-		Offset        int64
-		Error         string
-	}
-	candidates, err := pgx.CollectRows(rows, pgx.RowToStructByPos[candidate])
+	candidates, err := pgx.CollectRows(rows, pgx.RowToStructByPos[addressed])
 	if err != nil {
 		return 0, fmt.Errorf("find mentions in %s._parked: %w", schema, err)
 	}
 	for _, c := range candidates {
-		r, ok := replaceMentions(c.Error, emails, ErasedEmail)
+		r, ok := replaceMentions(c.Text, emails, ErasedEmail)
 		if !ok {
 			continue
 		}
-		tag, err := tx.Exec(ctx, setParkedErrorSQL(schema), c.TransactionID, c.Offset, r)
+		tag, err := tx.Exec(ctx, setParkedErrorSQL(schema), c.CTID, r)
 		if err != nil {
 			return 0, fmt.Errorf("redact a mention in %s._parked: %w", schema, err)
 		}

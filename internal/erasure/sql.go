@@ -106,20 +106,22 @@ WITH hit AS (
 UPDATE ` + logTable + ` l SET payload = x.r::json
 FROM redacted x
 WHERE l.transaction_id = x.transaction_id AND l."offset" = x."offset" AND x.r <> x.p
-RETURNING l.transaction_id::text, l."offset"`
+RETURNING l."offset"`
 
 // logMentionCandidatesSQL finds the registrant events whose payload mentions one of $1
 // (lower case) anywhere: a superset (a substring), replaceMentions decides. The jsonb text
 // has JSON escapes decoded, so "ada\u0040example.com" is found as "ada@example.com".
+//
+// Rows are addressed by ctid, in this transaction: the log is append-only and only an
+// erasure updates it, and erasures exclude each other (the rebuild lock), so the address
+// read here is the one the UPDATE finds, and it needs no knowledge of the log's key.
 var logMentionCandidatesSQL = `
-SELECT transaction_id::text, "offset", p::text
-FROM (` + registrantEventsSQL + `) l
-WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE position(e IN lower(p::text)) > 0)`
+SELECT l.ctid::text, l.payload::jsonb::text FROM ` + logTable + ` l
+WHERE l.event_name IN ('registrant.added', 'registrant.joined')
+  AND EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE position(e IN lower(l.payload::jsonb::text)) > 0)`
 
-// setPayloadSQL rewrites one log row's payload.
-var setPayloadSQL = `
-UPDATE ` + logTable + ` SET payload = $3::json
-WHERE transaction_id = $1::text::xid8 AND "offset" = $2`
+// setPayloadSQL rewrites one log row's payload, by its address.
+var setPayloadSQL = `UPDATE ` + logTable + ` SET payload = $2::json WHERE ctid = $1::tid`
 
 // eraseRegistrantsSQL erases the personal columns of the registrations unnest($1, $2) in
 // schema: email becomes $3 where there was one, the rest NULL. That is what a rebuild from
@@ -162,27 +164,25 @@ SET first_name = $3, last_name = $4, organization = $5, job_title = $6, phone = 
 WHERE webinar_key = $1 AND registrant_key = $2`
 }
 
-// eraseParkedSQL replaces the error text of the parked events at the positions
-// unnest($1, $2) by $3.
+// eraseParkedSQL replaces the error text of the parked events of the log rows at offsets
+// $1 (the log's offset is unique on its own) by $2.
 func eraseParkedSQL(schema string) string {
 	return `
-UPDATE ` + ident(schema) + `._parked SET error = $3
-WHERE (transaction_id::text, "offset") IN (SELECT * FROM unnest($1::text[], $2::bigint[]))
-  AND error <> $3`
+UPDATE ` + ident(schema) + `._parked SET error = $2
+WHERE "offset" = ANY ($1::bigint[]) AND error <> $2`
 }
 
-// parkedMentionCandidatesSQL finds the parked events whose error text mentions one of $1.
+// parkedMentionCandidatesSQL finds the parked events whose error text mentions one of $1,
+// by row address (see logMentionCandidatesSQL).
 func parkedMentionCandidatesSQL(schema string) string {
 	return `
-SELECT transaction_id::text, "offset", error FROM ` + ident(schema) + `._parked
+SELECT ctid::text, error FROM ` + ident(schema) + `._parked
 WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE position(e IN lower(error)) > 0)`
 }
 
-// setParkedErrorSQL rewrites one parked event's error text.
+// setParkedErrorSQL rewrites one parked event's error text, by its address.
 func setParkedErrorSQL(schema string) string {
-	return `
-UPDATE ` + ident(schema) + `._parked SET error = $3
-WHERE transaction_id = $1::text::xid8 AND "offset" = $2`
+	return `UPDATE ` + ident(schema) + `._parked SET error = $2 WHERE ctid = $1::tid`
 }
 
 // listPrefetchSQL lists a schema's tables whose name starts with a prefix.
