@@ -114,11 +114,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return errors.New("parse DATABASE_URL: invalid") // never echo: it may hold a password
 	}
-	// The live projector pipelines each event's statements in one batch, which needs the
-	// session's staging table to exist before the batch is prepared.
 	// Every command may run as the owner (forget always does; the quick start runs all as
 	// the owner): no session resolves a name in a schema another role could create.
 	poolCfg.ConnConfig.RuntimeParams["search_path"] = migrations.OwnerSearchPath
+	// The live projector pipelines each event's statements in one batch, which needs the
+	// session's staging table to exist before the batch is prepared.
 	poolCfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		return projections.PrepareConn(ctx, conn)
 	}
