@@ -182,7 +182,33 @@ func TestOperationsRolesFromScratch(t *testing.T) {
 	seedPerson(t, admin)
 	projectorURL := loginRole(t, admin, ownerURL, "turnout_projector", `ALTER ROLE %s SET role = 'turnout_projector'`)
 	readerURL := loginRole(t, admin, ownerURL, "turnout_reader", `ALTER ROLE %s SET statement_timeout = '5min'`)
+	ingestURL := loginRole(t, admin, ownerURL, "turnout_ingest", `ALTER ROLE %s SET role = 'turnout_ingest'`)
+	checkIngestLogin(t, ingestURL)
 	checkServices(t, admin, ownerURL, projectorURL, readerURL)
+}
+
+// checkIngestLogin: ingest's login acts as turnout_ingest, may append to the log and may
+// not read it.
+func checkIngestLogin(t *testing.T, ingestURL string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, ingestURL)
+	if err != nil {
+		t.Fatalf("connect as ingest's login: %v", err)
+	}
+	defer conn.Close(ctx)
+	var role string
+	if err := conn.QueryRow(ctx, `SELECT current_user`).Scan(&role); err != nil || role != "turnout_ingest" {
+		t.Errorf("ingest's login acts as %q (%v), want turnout_ingest", role, err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id)
+		VALUES (gen_random_uuid()::text, '{"eventName":"webinar.created","eventKey":"ops-ingest"}', '{"signature_verified":"true"}', pg_current_xact_id())`); err != nil {
+		t.Errorf("ingest's login appending to the log: %v", err)
+	}
+	_, err = conn.Exec(ctx, `SELECT payload FROM `+eventlog.Table)
+	if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("ingest's login reading the log: %v, want 42501", err)
+	}
 }
 
 // Procedure: from the quick start (every service as the owner, so the owner built
