@@ -581,3 +581,71 @@ func TestForgetDeletesUnverifiedDeliveries(t *testing.T) {
 		t.Errorf("unverified deliveries left: %q, want only the neighbour's", left)
 	}
 }
+
+// Payloads may spell an address or a key with JSON escapes (valid JSON, and what ingest
+// stores byte for byte): forget finds and redacts them as if written plainly, by email and
+// by registrant key, mentions in other people's fields included.
+func TestForgetFindsEscapedFormsInTheLog(t *testing.T) {
+	t.Parallel()
+	const (
+		webinar  = "9100002000000000001"
+		byEmail  = "7000002000000000001" // registered as ada\u0040example.com
+		byKey    = "7000002000000000002" // its registrant key spelled …\u0032
+		neighbor = "7000002000000000003" // mentions ada's address, escaped, in comments
+	)
+	event := func(key, registrant, email, extra string) []byte {
+		return []byte(`{"eventName":"registrant.added","eventVersion":"1.0.0","product":"g2w","eventKey":"` + key +
+			`","webinarKey":` + webinar + `,"registrantKey":` + registrant + `,"email":"` + email +
+			`","firstName":"Ada","lastName":"Lovelace","registrationSource":"web"` + extra + `}`)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		registrant string // whose log row must be redacted
+	}{
+		{"by email", []string{"--email", "ADA@example.com"}, byEmail},
+		{"by registrant key", []string{"--registrant-key", byKey}, byKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pool, url := pgtest.Pool(t)
+			ctx := context.Background()
+			appendEvents(t, pool, [][]byte{
+				event("esc-1", byEmail, `ada\u0040example.com`, ``),
+				event("esc-2", `"`+byKey[:len(byKey)-1]+`\u0032"`, `babbage@example.com`, ``), // its last digit escaped
+				event("esc-3", neighbor, `neighbour@example.com`, `,"comments":"ask ada\u0040Example.com"`),
+			}, 3)
+			waitFor(t, 30*time.Second, "the appended events to be visible", func() (bool, error) {
+				var hidden bool
+				err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+eventlog.Table+`
+					WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))`).Scan(&hidden)
+				return !hidden, err
+			})
+			env := testEnv(url)
+			runCommand(t, env, "rebuild")
+			res := forget(t, env, tt.args...)
+			if res.Registrations != 1 || res.LogEvents != 1 || res.Registrants != 1 {
+				t.Errorf("forget = %+v, want the one registration's log row and registrants row", res)
+			}
+			var names string
+			if err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(payload::jsonb::text, E'\n'), '') FROM `+eventlog.Table+`
+				WHERE payload::jsonb ->> 'registrantKey' = $1`, tt.registrant).Scan(&names); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(names, "Lovelace") || !strings.Contains(names, erasure.ErasedEmail) {
+				t.Errorf("the log row of %s after forget: %s", tt.registrant, names)
+			}
+			if tt.registrant == byEmail {
+				var comments string
+				if err := pool.QueryRow(ctx, `SELECT payload::jsonb ->> 'comments' FROM `+eventlog.Table+`
+					WHERE payload::jsonb ->> 'registrantKey' = $1`, neighbor).Scan(&comments); err != nil {
+					t.Fatal(err)
+				}
+				if comments != "ask "+erasure.ErasedEmail || res.LogMentions != 1 || res.RegistrantMentions != 1 {
+					t.Errorf("the neighbour's comments = %q, forget = %+v; want the escaped mention replaced in the log and analytics", comments, res)
+				}
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@
 package erasure
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -167,7 +168,8 @@ func Forget(ctx context.Context, pool *pgxpool.Pool, who Person) (Result, error)
 	if who.Email != "" {
 		logEmails = append(logEmails, strings.ToLower(who.Email))
 	}
-	rows, err := tx.Query(ctx, redactLogSQL, webinars, registrants, logEmails, keptMembers, ErasedEmail)
+	needles := append(slices.Clone(registrants), logEmails...)
+	rows, err := tx.Query(ctx, redactLogSQL, likePatterns(needles), webinars, registrants, logEmails, keptMembers, ErasedEmail)
 	if err != nil {
 		return Result{}, fmt.Errorf("redact event log: %w", err)
 	}
@@ -278,8 +280,10 @@ func findRegistrations(ctx context.Context, tx pgx.Tx, who Person) ([]registrati
 	if who.Email != "" {
 		emailSet[strings.ToLower(who.Email)] = true
 	}
-	collect := func(what, query string) error {
-		rows, err := tx.Query(ctx, query, who.Email, who.RegistrantKey, who.WebinarKey)
+	// The log's first cut (see registrantEventsSQL): the address, or the registrant key.
+	needle := strings.ToLower(cmp.Or(who.Email, who.RegistrantKey))
+	collect := func(what, query string, args ...any) error {
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return fmt.Errorf("find registrations in %s: %w", what, err)
 		}
@@ -301,7 +305,7 @@ func findRegistrations(ctx context.Context, tx pgx.Tx, who Person) ([]registrati
 		}
 		return nil
 	}
-	if err := collect("the event log", findInLogSQL); err != nil {
+	if err := collect("the event log", findInLogSQL, likePatterns([]string{needle}), who.Email, who.RegistrantKey, who.WebinarKey); err != nil {
 		return nil, nil, err
 	}
 	for _, schema := range []string{Schema, ShadowSchema} {
@@ -310,7 +314,7 @@ func findRegistrations(ctx context.Context, tx pgx.Tx, who Person) ([]registrati
 			return nil, nil, err
 		}
 		if exists {
-			if err := collect(schema, findInRegistrantsSQL(schema)); err != nil {
+			if err := collect(schema, findInRegistrantsSQL(schema), who.Email, who.RegistrantKey, who.WebinarKey); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -349,7 +353,7 @@ func redactLogMentions(ctx context.Context, tx pgx.Tx, emails []string) (int64, 
 	if len(emails) == 0 {
 		return 0, nil
 	}
-	rows, err := tx.Query(ctx, logMentionCandidatesSQL, emails)
+	rows, err := tx.Query(ctx, logMentionCandidatesSQL, likePatterns(emails))
 	if err != nil {
 		return 0, fmt.Errorf("find mentions in the event log: %w", err)
 	}
@@ -541,6 +545,18 @@ func deleteRaw(ctx context.Context, tx pgx.Tx, t rawTable, emails []string, regs
 		return 0, fmt.Errorf("delete from %s: %w", t.name, err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// likePatterns turns needles (lower case) into the LIKE patterns of registrantEventsSQL:
+// each needle anywhere (its %, _ and \ taken literally), and the JSON escapes that could
+// spell one.
+func likePatterns(needles []string) []string {
+	escape := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	patterns := []string{`%\\u%`, `%\\/%`}
+	for _, n := range needles {
+		patterns = append(patterns, "%"+escape.Replace(n)+"%")
+	}
+	return patterns
 }
 
 // schemaExists tells whether a schema exists.

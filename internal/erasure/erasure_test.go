@@ -136,3 +136,12 @@ func TestNamesMatchTheProjector(t *testing.T) {
 			Schema, ShadowSchema, ConsumerGroup, projector.Schema, projector.ShadowSchema, projector.ConsumerGroup)
 	}
 }
+
+func TestLikePatterns(t *testing.T) {
+	t.Parallel()
+	got := likePatterns([]string{"a_b%c\\d@example.com", "7000001000000000001"})
+	want := []string{`%\\u%`, `%\\/%`, `%a\_b\%c\\d@example.com%`, `%7000001000000000001%`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("likePatterns = %q, want %q", got, want)
+	}
+}

@@ -56,21 +56,34 @@ VALUES ($1, '0') ON CONFLICT DO NOTHING`
 var touchConsumerSQL = `
 UPDATE ` + offsetsTable + ` SET consumer_group = consumer_group WHERE consumer_group = $1`
 
-// registrantEventsSQL yields the log's registrant events with their payload parsed once
-// (OFFSET 0 keeps the subquery from being flattened, which would parse it per reference).
+// registrantEventsSQL yields the log's registrant events that may mention one of the
+// needles, with their payload parsed once. $1 holds LIKE patterns (see likePatterns): the
+// needles (lower case: addresses, registrant keys) and the two escapes.
+//
+// Every pass of Forget reads the whole log, and parsing every payload is most of a pass's
+// cost. So the raw text is searched first (lowered once per row: the inner OFFSET 0 keeps
+// it from being computed per reference, the outer one keeps the parse to the rows that
+// pass): a payload that holds a needle holds it as written, unless JSON escapes spell it
+// ("\u0040" for "@", "\/" for "/"; no other escape can stand for a character of an address
+// or a key), and only payloads with a needle or such an escape are parsed and matched
+// exactly.
 var registrantEventsSQL = `
-SELECT transaction_id, "offset", payload::jsonb AS p FROM ` + logTable + `
-WHERE event_name IN ('registrant.added', 'registrant.joined')
+SELECT transaction_id, "offset", payload::jsonb AS p, ctid
+FROM (SELECT transaction_id, "offset", payload, ctid, lower(payload::text) AS t
+      FROM ` + logTable + `
+      WHERE event_name IN ('registrant.added', 'registrant.joined') OFFSET 0) l
+WHERE t LIKE ANY ($1::text[])
 OFFSET 0`
 
 // findInLogSQL lists (webinarKey, registrantKey, email) of the registrant events of a
-// person: by email ($1, case-insensitively) or else by registrant key ($2), narrowed to a
-// webinar ($3) when given. It reads the whole log (a rare, operator-run statement).
+// person: by email ($2, case-insensitively) or else by registrant key ($3), narrowed to a
+// webinar ($4) when given; $1 holds the needle (see registrantEventsSQL). It reads the
+// whole log (a rare, operator-run statement).
 var findInLogSQL = `
 SELECT p ->> 'webinarKey', p ->> 'registrantKey', p ->> 'email'
 FROM (` + registrantEventsSQL + `) l
-WHERE CASE WHEN $1::text <> '' THEN lower(p ->> 'email') = lower($1::text)
-           ELSE p ->> 'registrantKey' = $2::text AND ($3::text = '' OR p ->> 'webinarKey' = $3::text)
+WHERE CASE WHEN $2::text <> '' THEN lower(p ->> 'email') = lower($2::text)
+           ELSE p ->> 'registrantKey' = $3::text AND ($4::text = '' OR p ->> 'webinarKey' = $4::text)
       END`
 
 // findInRegistrantsSQL is findInLogSQL on a schema's registrants table.
@@ -83,8 +96,9 @@ WHERE CASE WHEN $1::text <> '' THEN lower(email) = lower($1::text)
 }
 
 // redactLogSQL redacts the payloads of the registrant events of the registrations
-// unnest($1 webinar keys, $2 registrant keys), and of those whose email is in $3 (lower
-// case): only the members in $4 are kept, and a string email becomes $5. The new payload
+// unnest($2 webinar keys, $3 registrant keys), and of those whose email is in $4 (lower
+// case): only the members in $5 are kept, and a string email becomes $6. $1 holds the
+// needles: the registrant keys and the emails (see registrantEventsSQL). The new payload
 // is jsonb's text of the object (the raw bytes cannot be kept: they hold the data). Rows
 // already redacted are left alone, so a second run changes nothing and counts 0. It
 // returns the position of every row it redacted.
@@ -92,15 +106,15 @@ var redactLogSQL = `
 WITH hit AS (
     SELECT transaction_id, "offset", p
     FROM (` + registrantEventsSQL + `) l
-    WHERE (p ->> 'webinarKey', p ->> 'registrantKey') IN (SELECT * FROM unnest($1::text[], $2::text[]))
-       OR lower(p ->> 'email') = ANY ($3::text[])
+    WHERE (p ->> 'webinarKey', p ->> 'registrantKey') IN (SELECT * FROM unnest($2::text[], $3::text[]))
+       OR lower(p ->> 'email') = ANY ($4::text[])
 ), redacted AS (
     SELECT h.transaction_id, h."offset", h.p,
            coalesce((SELECT jsonb_object_agg(m.key,
                                 CASE WHEN m.key = 'email' AND jsonb_typeof(m.value) = 'string'
-                                     THEN to_jsonb($5::text) ELSE m.value END)
+                                     THEN to_jsonb($6::text) ELSE m.value END)
                      FROM jsonb_each(h.p) m
-                     WHERE m.key = ANY ($4::text[])), '{}') AS r
+                     WHERE m.key = ANY ($5::text[])), '{}') AS r
     FROM hit h
 )
 UPDATE ` + logTable + ` l SET payload = x.r::json
@@ -115,10 +129,9 @@ RETURNING l."offset"`
 // Rows are addressed by ctid, in this transaction: the log is append-only and only an
 // erasure updates it, and erasures exclude each other (the rebuild lock), so the address
 // read here is the one the UPDATE finds, and it needs no knowledge of the log's key.
+// Like registrantEventsSQL, it searches the raw text first ($1: likePatterns).
 var logMentionCandidatesSQL = `
-SELECT l.ctid::text, l.payload::jsonb::text FROM ` + logTable + ` l
-WHERE l.event_name IN ('registrant.added', 'registrant.joined')
-  AND EXISTS (SELECT 1 FROM unnest($1::text[]) e WHERE position(e IN lower(l.payload::jsonb::text)) > 0)`
+SELECT l.ctid::text, l.p::text FROM (` + registrantEventsSQL + `) l`
 
 // setPayloadSQL rewrites one log row's payload, by its address.
 var setPayloadSQL = `UPDATE ` + logTable + ` SET payload = $2::json WHERE ctid = $1::tid`
