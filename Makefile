@@ -57,3 +57,7 @@ clean: ## remove build output
 
 bench-live: build ## p99 from ingest's 2xx to visibility in analytics.webinar_conversion at 1,000 deliveries/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
+
+.PHONY: bench-forget
+bench-forget: build ## projector forget -email on a 1,000,000-event log (the live projector's pause) beside one parsing pass
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forget
