@@ -1,7 +1,7 @@
 // Package erasure erases one person's personal data from Turnout (GDPR): from the event
 // log's payloads, the analytics schema (and an interrupted rebuild's shadow), the parked
-// events' error texts, and the raw deliveries kept outside the log (ingest_quarantine and,
-// where it exists, ingest_unverified). It is what `projector forget` runs.
+// events' error texts, and the raw deliveries kept outside the log (ingest_quarantine and
+// ingest_unverified). It is what `projector forget` runs.
 //
 // Forget runs as the database owner (it rewrites the log and deletes raw deliveries, which
 // no service role may do), so it trusts no name resolution: it pins search_path for its
@@ -496,13 +496,11 @@ func dropPrefetchedIn(ctx context.Context, tx pgx.Tx) (int, error) {
 // rawTable is a table of raw deliveries kept outside the log: body bytea, headers jsonb.
 type rawTable struct {
 	name string // unqualified, in schema public
-	// optional tables (created by a later migration) are skipped when absent.
-	optional bool
 }
 
 var (
 	quarantineTable = rawTable{name: "ingest_quarantine"}
-	unverifiedTable = rawTable{name: "ingest_unverified", optional: true}
+	unverifiedTable = rawTable{name: "ingest_unverified"} // migration 0003
 )
 
 // deleteRaw deletes the deliveries of t that mention one of emails, or the registrant key
@@ -512,12 +510,6 @@ var (
 func deleteRaw(ctx context.Context, tx pgx.Tx, t rawTable, emails []string, regs []registration) (int64, error) {
 	if len(emails) == 0 && len(regs) == 0 {
 		return 0, nil
-	}
-	if t.optional {
-		exists, err := tableExists(ctx, tx, "public", t.name)
-		if err != nil || !exists {
-			return 0, err
-		}
 	}
 	rows, err := tx.Query(ctx, rawScanSQL(t.name))
 	if err != nil {
