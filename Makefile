@@ -42,6 +42,10 @@ migrate: ## apply migrations to DATABASE_URL
 smoke: ## the contract smoke check (../shared/checks/contract-smoke.py) on a throwaway cluster
 	$(WITH_PG) python3 ../shared/checks/contract-smoke.py
 
+.PHONY: bench-forward
+bench-forward: build ## forwarder to JetStream: sustained beside ingest's peak (60 s), catch-up of 500,000 events beside raw async publishes
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forward
+
 bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench, the HTTP floor and the Watermill peer on the same database (durable settings)
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench ingest
 
@@ -53,3 +57,7 @@ clean: ## remove build output
 
 bench-live: build ## p99 from ingest's 2xx to visibility in analytics.webinar_conversion at 1,000 deliveries/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
+
+.PHONY: bench-forget
+bench-forget: build ## projector forget -email on a 1,000,000-event log (the live projector's pause) beside one parsing pass
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forget

@@ -15,7 +15,7 @@
 -- EXCLUSIVE lock (ingest answers 503 meanwhile and GoTo retries; a rewrite of a million
 -- rows takes seconds). Dropping them drops nothing else: no index, view or constraint
 -- uses them. The columns move to the end of the table; everything names its columns.
-ALTER TABLE watermill_gotowebinar_events
+ALTER TABLE public.watermill_gotowebinar_events
     DROP COLUMN event_name,
     DROP COLUMN event_key,
     ADD COLUMN event_name text GENERATED ALWAYS AS (coalesce(metadata ->> 'event_name', payload ->> 'eventName')) STORED,
