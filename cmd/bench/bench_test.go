@@ -262,3 +262,31 @@ turnout_ingest_batch_size_count 10
 		t.Error("metrics without the commit and queue series parsed")
 	}
 }
+
+func TestSampleCPUCountsOnlyTheBenchmarksServer(t *testing.T) {
+	_, dbURL := pgtest.Pool(t)
+	pm, err := postmasterPID(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pm))
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		t.Fatalf("postmaster %d: comm %q, %v", pm, comm, err)
+	}
+	// CPU times only grow, so this server's, sampled first, can exceed every postgres
+	// process's, sampled after, only if the filter counted something it should not.
+	own, err := sampleCPU(0, pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := sampleCPU(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.postgres > all.postgres {
+		t.Fatalf("this server's PostgreSQL CPU %d ticks > every postgres process's %d", own.postgres, all.postgres)
+	}
+	if own.postgres == 0 {
+		t.Fatal("no CPU counted for the server the test uses")
+	}
+}

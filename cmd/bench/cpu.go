@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // clockTicks is Linux's USER_HZ, the unit of utime and stime in /proc/<pid>/stat. It has
@@ -24,7 +27,10 @@ type cpuShares struct {
 }
 
 // sampleCPU reads the shares now; servicePID is the service under test, 0 for none.
-func sampleCPU(servicePID int) (cpuShares, error) {
+// postmasterPID is the benchmark's PostgreSQL server: only it and its children (backends,
+// WAL writer, checkpointer…) are counted, not other clusters on a shared machine; 0 counts
+// every postgres process.
+func sampleCPU(servicePID, postmasterPID int) (cpuShares, error) {
 	var s cpuShares
 	var err error
 	if s.loadgen, err = procTicks(strconv.Itoa(os.Getpid()), false); err != nil {
@@ -44,11 +50,48 @@ func sampleCPU(servicePID int) (cpuShares, error) {
 		if err != nil || string(bytes.TrimSpace(comm)) != "postgres" {
 			continue // gone since the listing, or not PostgreSQL
 		}
-		if t, err := procTicks(filepath.Base(d), true); err == nil {
+		pid := filepath.Base(d)
+		if postmasterPID != 0 && pid != strconv.Itoa(postmasterPID) {
+			if ppid, err := parentPID(pid); err != nil || ppid != postmasterPID {
+				continue // another cluster's, or gone
+			}
+		}
+		if t, err := procTicks(pid, true); err == nil {
 			s.postgres += t
 		}
 	}
 	return s, nil
+}
+
+// parentPID returns the parent of process pid (field 4 of /proc/<pid>/stat).
+func parentPID(pid string) (int, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, fmt.Errorf("parse /proc/%s/stat: bad parent %q", pid, f[1])
+	}
+	return ppid, nil
+}
+
+// statFields returns the fields of /proc/<pid>/stat after the command name, which may
+// contain spaces: state, ppid, … (utime is f[11]).
+func statFields(pid string) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil, fmt.Errorf("read CPU time: %w", err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("parse /proc/%s/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil, fmt.Errorf("parse /proc/%s/stat: %d fields", pid, len(f))
+	}
+	return f, nil
 }
 
 // procTicks returns utime+stime of process pid, its threads included, and with
@@ -56,19 +99,11 @@ func sampleCPU(servicePID int) (cpuShares, error) {
 // backends exit with their connections (pgbench's all do at its end); the postmaster
 // reaps them, so counting the postmaster's children's times keeps their CPU in the sum.
 func procTicks(pid string, children bool) (int64, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	// The fields after the command name are fixed: utime, stime, cutime and cstime are
+	// the 12th to 15th.
+	f, err := statFields(pid)
 	if err != nil {
-		return 0, fmt.Errorf("read CPU time: %w", err)
-	}
-	// The command name (field 2) may contain spaces; the fields after its closing
-	// parenthesis are fixed: utime, stime, cutime and cstime are the 12th to 15th.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%s/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return 0, fmt.Errorf("parse /proc/%s/stat: %d fields", pid, len(f))
+		return 0, err
 	}
 	last := 12
 	if children {
@@ -117,4 +152,23 @@ func perDelivery(a, b cpuShares, deliveries int, service string) cpuEach {
 		postgres:    per(b.postgres - a.postgres),
 		serviceName: service,
 	}
+}
+
+// postmasterPID returns the PID of the PostgreSQL server behind dbURL: the parent of a
+// backend of its own. The server must run on this machine (make bench-… starts it here).
+func postmasterPID(ctx context.Context, dbURL string) (int, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return 0, fmt.Errorf("find backend: %w", err)
+	}
+	ppid, err := parentPID(strconv.Itoa(backend))
+	if err != nil {
+		return 0, fmt.Errorf("find the PostgreSQL server (is it on this machine?): %w", err)
+	}
+	return ppid, nil
 }

@@ -61,7 +61,7 @@ func serveHTTPFloor(ctx context.Context, addr string) error {
 // measureHTTPFloor starts this program's HTTP floor server as a process of its own (as
 // ingest is) and drives it with the lean client for d at the given concurrency. It
 // returns the rate and the CPU split per request.
-func measureHTTPFloor(ctx context.Context, senders int, d time.Duration) (float64, cpuEach, error) {
+func measureHTTPFloor(ctx context.Context, senders int, d time.Duration, postmaster int) (float64, cpuEach, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, cpuEach{}, fmt.Errorf("find own executable: %w", err)
@@ -90,7 +90,7 @@ func measureHTTPFloor(ctx context.Context, senders int, d time.Duration) (float6
 	if _, _, err := closedLoop(ctx, deliver, senders, 2*time.Second); err != nil {
 		return 0, cpuEach{}, err
 	}
-	before, err := sampleCPU(cmd.Process.Pid)
+	before, err := sampleCPU(cmd.Process.Pid, postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
@@ -98,7 +98,7 @@ func measureHTTPFloor(ctx context.Context, senders int, d time.Duration) (float6
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
-	after, err := sampleCPU(cmd.Process.Pid)
+	after, err := sampleCPU(cmd.Process.Pid, postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}

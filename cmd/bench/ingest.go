@@ -46,7 +46,13 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 
 	// Baseline: pgbench, one single-row INSERT of a delivery-sized JSON payload per
 	// transaction, same database, same concurrency.
-	baseline, cleanup, err := newPgbenchBaseline(ctx, dbURL, *senders)
+	// PostgreSQL's CPU is that of this server's processes only: on a shared machine other
+	// clusters' would be counted too.
+	postmaster, err := postmasterPID(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	baseline, cleanup, err := newPgbenchBaseline(ctx, dbURL, *senders, postmaster)
 	if err != nil {
 		return err
 	}
@@ -59,7 +65,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	fmt.Printf("  %s (pgbench's client as the load generator)\n", pgbenchCPU)
 
 	// Reference: what the HTTP layer alone allows on this machine with this load generator.
-	floorRate, floorCPU, err := measureHTTPFloor(ctx, *senders, *duration)
+	floorRate, floorCPU, err := measureHTTPFloor(ctx, *senders, *duration, postmaster)
 	if err != nil {
 		return err
 	}
@@ -69,7 +75,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 
 	// The peer: what a Go developer gets from Watermill's documentation, same client, same
 	// database.
-	peerRate, peerCPU, err := measureWatermillPeer(ctx, dbURL, *senders, *duration)
+	peerRate, peerCPU, err := measureWatermillPeer(ctx, dbURL, *senders, *duration, postmaster)
 	if err != nil {
 		return err
 	}
@@ -139,7 +145,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		if _, _, err := closedLoop(ctx, c.send, *senders, 2*time.Second); err != nil {
 			return err
 		}
-		before, err := sampleCPU(cmd.Process.Pid)
+		before, err := sampleCPU(cmd.Process.Pid, postmaster)
 		if err != nil {
 			return err
 		}
@@ -147,7 +153,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		if err != nil {
 			return err
 		}
-		after, err := sampleCPU(cmd.Process.Pid)
+		after, err := sampleCPU(cmd.Process.Pid, postmaster)
 		if err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func createPeerTable(ctx context.Context, pool *pgxpool.Pool, schema wsql.Defaul
 // ingest is) on dbURL and drives it with the lean client for d at the given concurrency.
 // It returns the rate of 2xx answers and the CPU split per delivery, after checking that
 // every 2xx is a row in the peer's table.
-func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time.Duration) (float64, cpuEach, error) {
+func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time.Duration, postmaster int) (float64, cpuEach, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, cpuEach{}, fmt.Errorf("find own executable: %w", err)
@@ -167,7 +167,7 @@ func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time
 	if _, _, err := closedLoop(ctx, deliver, senders, 2*time.Second); err != nil {
 		return 0, cpuEach{}, err
 	}
-	before, err := sampleCPU(cmd.Process.Pid)
+	before, err := sampleCPU(cmd.Process.Pid, postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
@@ -175,7 +175,7 @@ func measureWatermillPeer(ctx context.Context, dbURL string, senders int, d time
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
-	after, err := sampleCPU(cmd.Process.Pid)
+	after, err := sampleCPU(cmd.Process.Pid, postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}

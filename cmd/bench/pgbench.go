@@ -24,10 +24,12 @@ type pgbenchBaseline struct {
 	dbURL   string
 	clients int
 	script  string // path of the pgbench script
+	// postmaster is the server's PID, whose processes' CPU is counted (see sampleCPU).
+	postmaster int
 }
 
 // newPgbenchBaseline creates the baseline's table and script; cleanup removes the script.
-func newPgbenchBaseline(ctx context.Context, dbURL string, clients int) (*pgbenchBaseline, func(), error) {
+func newPgbenchBaseline(ctx context.Context, dbURL string, clients, postmaster int) (*pgbenchBaseline, func(), error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect: %w", err)
@@ -45,7 +47,7 @@ func newPgbenchBaseline(ctx context.Context, dbURL string, clients int) (*pgbenc
 	if err := f.Close(); err != nil {
 		return nil, nil, fmt.Errorf("write pgbench script: %w", err)
 	}
-	return &pgbenchBaseline{dbURL: dbURL, clients: clients, script: f.Name()}, func() { os.Remove(f.Name()) }, nil
+	return &pgbenchBaseline{dbURL: dbURL, clients: clients, script: f.Name(), postmaster: postmaster}, func() { os.Remove(f.Name()) }, nil
 }
 
 func (p *pgbenchBaseline) command(ctx context.Context, d time.Duration, extra ...string) *exec.Cmd {
@@ -62,7 +64,7 @@ var (
 // throughput runs pgbench flat out for d and returns its rate and the CPU pgbench and
 // PostgreSQL used per transaction.
 func (p *pgbenchBaseline) throughput(ctx context.Context, d time.Duration) (float64, cpuEach, error) {
-	before, err := sampleCPU(0)
+	before, err := sampleCPU(0, p.postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
@@ -71,7 +73,7 @@ func (p *pgbenchBaseline) throughput(ctx context.Context, d time.Duration) (floa
 	if err != nil {
 		return 0, cpuEach{}, fmt.Errorf("pgbench: %w\n%s", err, out)
 	}
-	after, err := sampleCPU(0)
+	after, err := sampleCPU(0, p.postmaster)
 	if err != nil {
 		return 0, cpuEach{}, err
 	}
