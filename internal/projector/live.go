@@ -20,6 +20,10 @@ import (
 // maxFailureBackoff caps the wait between failed batches (the database is down, say).
 const maxFailureBackoff = 5 * time.Second
 
+// lagGaugeLimit is where the lag_events gauge saturates: counting further would make the
+// refresh compete with the catch-up it measures (see eventlog.LagAtMost).
+const lagGaugeLimit = 100_000
+
 // ErrPermission is returned by Run when the projector's role may not do what a batch
 // needs. It stops the projector instead of retrying for ever: the cause is a deployment
 // mistake, typically an analytics schema swapped in by a rebuild run as another role.
@@ -225,7 +229,7 @@ func (p *Projector) refreshLag(ctx context.Context) {
 		pos, err := eventlog.ReadPosition(ctx, p.pool, ConsumerGroup)
 		if err == nil {
 			var l eventlog.Lag
-			if l, err = eventlog.LagAfter(ctx, p.pool, pos); err == nil {
+			if l, err = eventlog.LagAtMost(ctx, p.pool, pos, lagGaugeLimit); err == nil {
 				p.metrics.LagEvents.Set(float64(l.Events))
 				p.metrics.LagSeconds.Set(l.Seconds)
 			}
