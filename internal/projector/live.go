@@ -80,10 +80,11 @@ func (p *Projector) Run(ctx context.Context) error {
 }
 
 // adapt returns the next batch limit: doubled after a full batch that took less than the
-// target (there is a backlog, and the batch can grow), halved after one that took more.
+// target (there is a backlog, and the batch can grow), halved after one that took more
+// than twice the target (the band between keeps the limit from oscillating).
 func (p *Projector) adapt(limit int, b batch) int {
 	switch {
-	case b.took > p.cfg.BatchTarget:
+	case b.took > 2*p.cfg.BatchTarget:
 		return max(p.cfg.MinBatch, limit/2)
 	case b.events >= int64(limit):
 		return min(p.cfg.MaxBatch, 2*limit)
