@@ -171,7 +171,7 @@ func Ahead(ctx context.Context, q Querier) error {
 		return fmt.Errorf("check the log against the cluster: %w", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: %d rows (see docs/operations.md, \"Backup and restore\")", ErrAhead, n)
+		return fmt.Errorf("%w: %d rows (see docs/operations.md, \"Back up and restore\")", ErrAhead, n)
 	}
 	return nil
 }
