@@ -86,7 +86,7 @@ type statements struct {
 	prefetchLog                                               string
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
-	registrants, ceiling                                      string
+	registrants                                               string
 	park, progress                                            string
 }
 
@@ -133,7 +133,6 @@ func statementsFor(schema string) (*statements, error) {
 		timesDelete:    load("projections/webinar_times_delete.sql"),
 		timesInsert:    load("projections/webinar_times_insert.sql"),
 		registrants:    load("projections/registrants.sql"),
-		ceiling:        load("projections/ceiling.sql"),
 		park:           load("projections/park.sql"),
 		progress:       load("analytics/progress.sql"),
 		meta:           "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
