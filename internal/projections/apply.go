@@ -241,18 +241,18 @@ func prepareChunks(ctx context.Context, tx pgx.Tx, schema string) (*statements, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
-	}
-	// The search_path (UseSchema), and a work_mem for the DISTINCT ON sorts, which carry
-	// every registrant field of a chunk and spill to disk with the default 4MB; one round
-	// trip, transaction-local (reverted at the end of the caller's transaction or savepoint).
 	if schema == "" {
 		return nil, errors.New("apply log rows: empty schema name")
 	}
-	if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true), set_config('work_mem', $2, true)",
-		searchPath(schema), rebuildWorkMem); err != nil {
-		return nil, fmt.Errorf("set search_path and work_mem: %w", err)
+	// One round trip (no arguments: the simple protocol sends both statements at once): the
+	// staging table, the search_path (as UseSchema), and a work_mem for the DISTINCT ON
+	// sorts, which carry every registrant field of a chunk and spill to disk with the
+	// default 4MB. Transaction-local (reverted at the end of the caller's transaction or
+	// savepoint).
+	setup := st.stageCreate + ";\nSELECT set_config('search_path', " + literal(searchPath(schema)) +
+		", true), set_config('work_mem', " + literal(rebuildWorkMem) + ", true)"
+	if _, err := tx.Exec(ctx, setup); err != nil {
+		return nil, fmt.Errorf("prepare staging and search_path: %w", err)
 	}
 	return st, nil
 }
@@ -314,3 +314,6 @@ func logRange(after, upTo eventlog.Position, limit int) []any {
 	return []any{after.Epoch, strconv.FormatUint(after.TxID, 10), after.Offset,
 		upTo.Epoch, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, limit}
 }
+
+// literal quotes s as an SQL string literal (standard_conforming_strings: only ' doubles).
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -59,7 +59,10 @@ func (p *Projector) Run(ctx context.Context) error {
 	limit, failWait := p.cfg.MinBatch, p.cfg.RetryInterval
 	for {
 		p.metrics.BatchLimit.Set(float64(limit))
-		b, err := p.step(ctx, limit)
+		b, err := p.step(ctx, limit, false)
+		if errors.Is(err, errCareful) {
+			b, err = p.step(ctx, limit, true)
+		}
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopping: the batch in flight was rolled back or committed
 		}
@@ -95,9 +98,17 @@ func (p *Projector) adapt(limit int, b batch) int {
 	return limit
 }
 
+// errCareful asks for a batch to be redone carefully: it failed as a whole in a way that
+// splitting or retrying may resolve.
+var errCareful = errors.New("batch failed as a whole; redo it with savepoints")
+
 // step applies one batch of at most limit committed rows after the consumer position, and
-// advances the position, in one transaction.
-func (p *Projector) step(ctx context.Context, limit int) (batch, error) {
+// advances the position, in one transaction. The fast path (careful false) applies the
+// batch directly in the transaction, without savepoints: the fewest round trips, which is
+// what freshness is made of. If that fails because of an event or transiently, the
+// transaction is lost; step returns errCareful and Run redoes the batch carefully: under
+// savepoints, split to park the failing events, transient failures retried.
+func (p *Projector) step(ctx context.Context, limit int, careful bool) (batch, error) {
 	start := time.Now()
 	// Detached from ctx on purpose: a statement interrupted by cancellation would fail the
 	// batch for nothing; shutdown waits for it instead (bounded by the deadline).
@@ -116,7 +127,14 @@ func (p *Projector) step(ctx context.Context, limit int) (batch, error) {
 	if err != nil || n == 0 {
 		return batch{}, err
 	}
-	if err := p.applyRetrying(ctx, tx, pos, end); err != nil {
+	if careful {
+		if err := p.applyRetrying(ctx, tx, pos, end); err != nil {
+			return batch{}, err
+		}
+	} else if _, err := projections.ApplyLog(ctx, tx, Schema, pos, end); err != nil {
+		if rebuild.EventFault(err) || transient(err) {
+			return batch{}, errors.Join(errCareful, err)
+		}
 		return batch{}, err
 	}
 	if err := eventlog.AdvancePosition(ctx, tx, ConsumerGroup, end); err != nil {
