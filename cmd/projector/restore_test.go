@@ -202,7 +202,9 @@ func startCopy(t *testing.T, dir string) string {
 		if out, err := exec.Command("chown", "-R", "postgres", filepath.Dir(dir)).CombinedOutput(); err != nil {
 			t.Fatalf("chown the copy: %v\n%s", err, out)
 		}
-		as = func(args ...string) *exec.Cmd { return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...) }
+		as = func(args ...string) *exec.Cmd {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
 	}
 	opts := fmt.Sprintf("-c port=%d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c fsync=off", port, filepath.Dir(dir))
 	if out, err := as("pg_ctl", "-D", dir, "-l", filepath.Join(filepath.Dir(dir), "server.log"), "-w", "-t", "120", "-o", opts, "start").CombinedOutput(); err != nil {
