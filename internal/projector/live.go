@@ -33,6 +33,7 @@ var ErrPermission = errors.New("the projector's database role lacks a privilege 
 type batch struct {
 	events int64
 	took   time.Duration
+	pos    eventlog.Position // the position after the batch (the locked one when empty)
 }
 
 // Run is the live projector. It first makes sure analytics exists at the current
@@ -80,7 +81,25 @@ func (p *Projector) Run(ctx context.Context) error {
 		failWait = p.cfg.RetryInterval
 		limit = p.adapt(limit, b)
 		if b.events == 0 {
-			sleep(ctx, p.cfg.PollInterval)
+			p.idle(ctx, b.pos)
+		}
+	}
+}
+
+// fullCheckEvery bounds how long idle polls trust the position they last saw (see idle).
+const fullCheckEvery = time.Second
+
+// idle waits until a row is committed after pos (or fullCheckEvery passes, or ctx ends),
+// polling every PollInterval with one cheap query outside any transaction, instead of a
+// batch transaction per poll. pos may have moved meanwhile (a rebuild's swap moves it);
+// a stale pos only makes the next, real, step find nothing, and the periodic full check
+// covers a position that moved backwards.
+func (p *Projector) idle(ctx context.Context, pos eventlog.Position) {
+	until := time.Now().Add(fullCheckEvery)
+	for ctx.Err() == nil && time.Now().Before(until) {
+		sleep(ctx, p.cfg.PollInterval)
+		if _, n, err := eventlog.BatchEnd(ctx, p.pool, pos, 1); err != nil || n > 0 {
+			return // rows to apply, or an error the next step reports
 		}
 	}
 }
@@ -128,7 +147,7 @@ func (p *Projector) step(ctx context.Context, limit int, careful bool) (batch, e
 	}
 	end, n, err := eventlog.BatchEnd(ctx, tx, pos, limit)
 	if err != nil || n == 0 {
-		return batch{}, err
+		return batch{pos: pos}, err
 	}
 	// Asynchronous commit: the batch does not wait for its WAL to reach the disk. A crash
 	// can lose the last batches' commits, but only whole, position included, so they are
@@ -157,7 +176,7 @@ func (p *Projector) step(ctx context.Context, limit int, careful bool) (batch, e
 	took := time.Since(start)
 	p.metrics.Applied.Add(float64(n))
 	p.metrics.BatchDuration.Observe(took.Seconds())
-	return batch{events: n, took: took}, nil
+	return batch{events: n, took: took, pos: end}, nil
 }
 
 // applyRetrying applies (after, upTo] to analytics, parking the events that fail because of
