@@ -30,6 +30,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 15s) on its committed seed c
 	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $${FUZZTIME:-15s}
 	$(GO) test ./internal/webhook -run '^$$' -fuzz '^FuzzParseTimestamp$$' -fuzztime $${FUZZTIME:-15s}
 	$(GO) test ./internal/domain -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-15s}
+	$(GO) test ./internal/domain -run '^$$' -fuzz '^FuzzAccept$$' -fuzztime $${FUZZTIME:-15s}
 
 demo: build ## the pipeline against a local GoToWebinar (g2wsim + g2wctl setup); prints the conversion tables
 	$(WITH_PG) $(GO) run ./cmd/demo
@@ -40,6 +41,10 @@ migrate: ## apply migrations to DATABASE_URL
 
 smoke: ## the contract smoke check (../shared/checks/contract-smoke.py) on a throwaway cluster
 	$(WITH_PG) python3 ../shared/checks/contract-smoke.py
+
+.PHONY: bench-forward
+bench-forward: build ## forwarder to JetStream: sustained beside ingest's peak (60 s), catch-up of 500,000 events beside raw async publishes
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forward
 
 bench-ingest: build ## ingest deliveries/s at 32 senders beside pgbench on the same database (durable settings)
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench ingest
@@ -52,3 +57,7 @@ clean: ## remove build output
 
 bench-live: build ## live projector: 500k-event catch-up vs rebuild, lag under 60 s closed-loop ingest, 2xx→visible p99 at 1,000/s and 100/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
+
+.PHONY: bench-forget
+bench-forget: build ## projector forget -email on a 1,000,000-event log (the live projector's pause) beside one parsing pass
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forget

@@ -69,8 +69,13 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	if err != nil {
 		return err
 	}
+	opsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, filepath.Join("bin", "ingest"))
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret, "INGEST_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret, "INGEST_ADDR="+addr,
+		"INGEST_OPS_ADDR="+opsAddr)
 	logFile, err := os.CreateTemp("", "bench-ingest-*.log")
 	if err != nil {
 		return fmt.Errorf("create log file: %w", err)
@@ -82,7 +87,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	base := "http://" + addr
-	if err := waitReady(ctx, base+"/readyz", 30*time.Second); err != nil {
+	if err := waitReady(ctx, "http://"+opsAddr+"/readyz", 30*time.Second); err != nil {
 		return fmt.Errorf("ingest did not become ready (log: %s): %w", logFile.Name(), err)
 	}
 

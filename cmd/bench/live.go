@@ -61,8 +61,12 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	if err != nil {
 		return err
 	}
+	opsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret,
-		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr)
+		"INGEST_ADDR="+ingestAddr, "PROJECTOR_ADDR="+projectorAddr, "INGEST_OPS_ADDR="+opsAddr)
 	var procs []*exec.Cmd
 	defer func() {
 		for _, p := range procs {
@@ -102,7 +106,7 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	}
 
 	// 2 and 3 run with ingest and the live projector.
-	if _, err := start("ingest", "http://"+ingestAddr+"/readyz"); err != nil {
+	if _, err := start("ingest", "http://"+opsAddr+"/readyz"); err != nil {
 		return err
 	}
 	if _, err := start("projector", "http://"+projectorAddr+"/healthz"); err != nil {

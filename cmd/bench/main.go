@@ -1,10 +1,12 @@
 // Command bench runs Turnout's benchmark programs. Each prints its figures beside a baseline
 // measured in the same run on the same database, and the target as a ratio.
 //
+//	bench forward  bin/forwarder beside ingest's peak, and its catch-up vs raw JetStream publishes
 //	bench ingest   signed deliveries/s into bin/ingest at 32 senders vs pgbench one-row inserts
 //	bench live     live projector: catch-up of a 500,000-event backlog vs rebuild, lag under
 //	               60 s of closed-loop ingest, 2xx → visible p99 at 1,000 and 100 deliveries/s
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
+//	bench forget   bin/projector forget -email on a 1,000,000-event log vs one parsing pass over it
 //
 // bench ingest also starts this program as "bench http-floor ADDR": a chi server that only
 // reads each request and answers 200, the reference for what HTTP alone allows here.
@@ -40,7 +42,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) < 1 {
-		return errors.New("usage: bench ingest|live|replay [flags]")
+		return errors.New("usage: bench ingest|live|replay|forget [flags]")
 	}
 	if args[0] == floorCommand && len(args) == 2 {
 		return serveHTTPFloor(ctx, args[1]) // started by bench ingest, not by hand
@@ -51,14 +53,18 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("machine: %d cores, %s/%s, %s; date %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().UTC().Format("2006-01-02"))
 	switch args[0] {
+	case "forward":
+		return benchForward(ctx, admin, args[1:]) // forward.go
 	case "ingest":
 		return benchIngest(ctx, admin, args[1:])
 	case "live":
 		return benchLive(ctx, admin, args[1:])
 	case "replay":
 		return benchReplay(ctx, admin, args[1:])
+	case "forget":
+		return benchForget(ctx, admin, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (want ingest, live or replay)", args[0])
+		return fmt.Errorf("unknown benchmark %q (want ingest, live, replay or forget)", args[0])
 	}
 }
 

@@ -49,14 +49,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	sim, err := g2wsim.New(g2wsim.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Logger: logger})
+		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Organizers: g2wsim.DefaultOrganizers(cfg.Organizers),
+		VisibilityDelay: cfg.VisibilityDelay, FailureRate: cfg.FailureRate, ThrottleRate: cfg.ThrottleRate, FaultSeed: cfg.Seed,
+		InsecureCallbacks: cfg.InsecureCallbacks, Logger: logger})
 	if err != nil {
 		return err
 	}
 	deliverer := g2wsim.NewDeliverer(sim, g2wsim.DeliveryConfig{Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Duplicates: cfg.Duplicates, Shuffle: cfg.Shuffle, Seed: cfg.Seed, Logger: logger})
 	mux := http.NewServeMux()
-	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, scenario.Options{Seed: cfg.Seed,
+	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, sim.Organizers(), scenario.Options{Seed: cfg.Seed,
 		Webinars: cfg.Webinars, RegistrantsPerWebinar: cfg.Registrants, JoinRate: cfg.JoinRate}))
 	mux.Handle("/", sim.Handler())
 

@@ -22,7 +22,12 @@ type config struct {
 	SecretKeys      [][]byte             // G2W_SECRET_KEYS, comma-separated; required unless observe
 	Mode            ingest.SignatureMode // G2W_SIGNATURE_MODE: enforce (default) | observe
 	TSTolerance     time.Duration        // G2W_TIMESTAMP_TOLERANCE: replay window, default 0 (off)
-	Addr            string               // INGEST_ADDR, default ":8080"
+	RequireTS       bool                 // G2W_REQUIRE_TIMESTAMP: refuse deliveries without the header
+	Addr            string               // INGEST_ADDR, default defaultAddr
+	OpsAddr         string               // INGEST_OPS_ADDR, default defaultOpsAddr
+	MaxConns        int                  // INGEST_MAX_CONNS, default ingest.DefaultMaxConns
+	UnverifiedRows  int                  // INGEST_UNVERIFIED_MAX_ROWS
+	UnverifiedBytes int64                // INGEST_UNVERIFIED_MAX_BYTES
 	DebugAddr       string               // INGEST_DEBUG_ADDR: net/http/pprof listener, off when empty
 	BatchMax        int                  // INGEST_BATCH_MAX, default ingest.DefaultBatchMax
 	BatchWait       time.Duration        // INGEST_BATCH_WAIT, default 0 (never linger)
@@ -32,6 +37,13 @@ type config struct {
 	Migrate         bool                 // -migrate, default true
 }
 
+// Default listen addresses: webhooks on the public one, /metrics and /readyz on the
+// operations one (keep it off the Internet).
+const (
+	defaultAddr    = ":8080"
+	defaultOpsAddr = ":9090"
+)
+
 // maxTimestampTolerance bounds G2W_TIMESTAMP_TOLERANCE: a wider window protects nothing.
 const maxTimestampTolerance = 24 * time.Hour
 
@@ -39,7 +51,11 @@ const maxTimestampTolerance = 24 * time.Hour
 // one error. Secrets never appear in the error.
 func loadConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
 	cfg := config{
-		Addr:            ":8080",
+		Addr:            defaultAddr,
+		OpsAddr:         defaultOpsAddr,
+		MaxConns:        ingest.DefaultMaxConns,
+		UnverifiedRows:  ingest.DefaultUnverifiedMaxRows,
+		UnverifiedBytes: ingest.DefaultUnverifiedMaxBytes,
 		Mode:            ingest.Enforce,
 		BatchMax:        ingest.DefaultBatchMax,
 		BatchWorkers:    ingest.DefaultBatchWorkers,
@@ -51,6 +67,7 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	fs.BoolVar(&cfg.Migrate, "migrate", true, "apply database migrations at start")
 	fs.Usage = func() {
 		fmt.Fprintln(usage, `Usage: ingest [-migrate=false]
+       ingest requeue [-dry-run] [-reason R] [-since T]   (ingest requeue -h)
 
 Receives GoToWebinar webhooks and appends them to the event log.
 
@@ -60,7 +77,13 @@ Environment:
   G2W_SIGNATURE_MODE       enforce (default) | observe
   G2W_TIMESTAMP_TOLERANCE  replay window for the signed timestamp, e.g. 5m (default 0: off,
                            until GoTo's timestamp format is confirmed live)
-  INGEST_ADDR              listen address (default :8080)
+  G2W_REQUIRE_TIMESTAMP    true: refuse deliveries without X-Webhook-Signature-Timestamp
+                           (default false; always refused while the window is on)
+  INGEST_ADDR              listen address of the webhook callback (default :8080)
+  INGEST_OPS_ADDR          listen address of /metrics, /readyz, /healthz (default :9090)
+  INGEST_MAX_CONNS         connections held on INGEST_ADDR (default 1024)
+  INGEST_UNVERIFIED_MAX_ROWS   bound of the unverified store (default 100000)
+  INGEST_UNVERIFIED_MAX_BYTES  bound of the unverified store in bytes (default 268435456)
   INGEST_DEBUG_ADDR        serve Go's pprof profiles here, e.g. 127.0.0.1:6060 (default: off)
   INGEST_BATCH_MAX         deliveries per commit (default 256)
   INGEST_BATCH_WAIT        linger for more under load, e.g. 1ms (default 0: never)
@@ -116,10 +139,25 @@ Flags:`)
 	}
 
 	durationVar(getenv, "G2W_TIMESTAMP_TOLERANCE", &cfg.TSTolerance, 0, maxTimestampTolerance, bad)
+	if v := getenv("G2W_REQUIRE_TIMESTAMP"); v != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			bad("G2W_REQUIRE_TIMESTAMP", "%q is not true or false", v)
+		}
+		cfg.RequireTS = b
+	}
 
 	if v := getenv("INGEST_ADDR"); v != "" {
 		cfg.Addr = v
 	}
+	if v := getenv("INGEST_OPS_ADDR"); v != "" {
+		cfg.OpsAddr = v
+	}
+	intVar(getenv, "INGEST_MAX_CONNS", &cfg.MaxConns, 16, 1<<20, bad)
+	intVar(getenv, "INGEST_UNVERIFIED_MAX_ROWS", &cfg.UnverifiedRows, 1, 100_000_000, bad)
+	var ubytes = int(cfg.UnverifiedBytes)
+	intVar(getenv, "INGEST_UNVERIFIED_MAX_BYTES", &ubytes, ingest.DefaultMaxBodyBytes, 1<<40, bad)
+	cfg.UnverifiedBytes = int64(ubytes)
 	cfg.DebugAddr = getenv("INGEST_DEBUG_ADDR")
 	intVar(getenv, "INGEST_BATCH_MAX", &cfg.BatchMax, 1, 10000, bad)
 	intVar(getenv, "INGEST_BATCH_WORKERS", &cfg.BatchWorkers, 1, 64, bad)
@@ -165,6 +203,9 @@ func (c config) serviceConfig() ingest.Config {
 		SecretKeys:         c.SecretKeys,
 		Mode:               c.Mode,
 		TimestampTolerance: c.TSTolerance,
+		RequireTimestamp:   c.RequireTS,
+		UnverifiedMaxRows:  c.UnverifiedRows,
+		UnverifiedMaxBytes: c.UnverifiedBytes,
 		BatchMax:           c.BatchMax,
 		BatchWait:          c.BatchWait,
 		BatchWorkers:       c.BatchWorkers,

@@ -54,6 +54,9 @@ func main() {
 // server fails. It prints "listening on <addr>" to stdout once it accepts connections;
 // logs go to stderr as JSON.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "requeue" {
+		return runRequeue(ctx, args[1:], getenv, stdout)
+	}
 	cfg, err := loadConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -94,7 +97,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := svc.NewServer(ingest.ServerConfig{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
+	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("listen on %s (INGEST_OPS_ADDR): %w", cfg.OpsAddr, err)
+	}
+	srv := svc.NewServer(ingest.ServerConfig{MaxConns: cfg.MaxConns, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})
+	ops := svc.NewOpsServer()
+	go func() { _ = ops.Serve(opsLn) }()
+	defer ops.Close() // after the public server drained: /readyz answers until the end
 	if cfg.DebugAddr != "" {
 		// Opt-in profiling on its own listener, never on the public one.
 		dbg := http.NewServeMux()
@@ -108,10 +119,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("ingest listening", slog.String("addr", ln.Addr().String()),
+	logger.Info("ingest listening", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()),
 		slog.String("signature_mode", string(cfg.Mode)), slog.Int("secret_keys", len(cfg.SecretKeys)),
 		slog.Duration("timestamp_tolerance", cfg.TSTolerance))
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	fmt.Fprintf(stdout, "operations on %s\n", opsLn.Addr())
 
 	select {
 	case err := <-served:

@@ -47,7 +47,10 @@ func TestRunReportsEveryBadVariable(t *testing.T) {
 			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k",
 			"INGEST_BATCH_MAX": "0", "INGEST_BATCH_WAIT": "soon", "INGEST_BATCH_WORKERS": "many",
 			"INGEST_SHUTDOWN_TIMEOUT": "-1s", "LOG_LEVEL": "loud", "G2W_TIMESTAMP_TOLERANCE": "5",
-		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL", "G2W_TIMESTAMP_TOLERANCE"}, nil},
+			"G2W_REQUIRE_TIMESTAMP": "sometimes", "INGEST_MAX_CONNS": "1", "INGEST_UNVERIFIED_MAX_ROWS": "0",
+			"INGEST_UNVERIFIED_MAX_BYTES": "10",
+		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+			"G2W_TIMESTAMP_TOLERANCE", "G2W_REQUIRE_TIMESTAMP", "INGEST_MAX_CONNS", "INGEST_UNVERIFIED_MAX_ROWS", "INGEST_UNVERIFIED_MAX_BYTES"}, nil},
 		{"negative tolerance", map[string]string{
 			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "-5m",
 		}, nil, []string{"G2W_TIMESTAMP_TOLERANCE"}, nil},
@@ -88,12 +91,20 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{"defaults", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": " a , b "}, nil,
 			func(c config) bool {
-				return c.Addr == ":8080" && c.Mode == ingest.Enforce && c.Migrate && len(c.SecretKeys) == 2 &&
+				return c.Addr == ":8080" && c.OpsAddr == ":9090" && !c.RequireTS && c.Mode == ingest.Enforce && c.Migrate && len(c.SecretKeys) == 2 &&
 					string(c.SecretKeys[0]) == "a" && string(c.SecretKeys[1]) == "b" && c.BatchMax == ingest.DefaultBatchMax &&
 					c.serviceConfig().TimestampTolerance == 0
 			}},
 		{"replay window", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "5m"}, nil,
 			func(c config) bool { return c.serviceConfig().TimestampTolerance == 5*time.Minute }},
+		{"required timestamp and ops address", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k",
+			"G2W_REQUIRE_TIMESTAMP": "true", "INGEST_OPS_ADDR": "127.0.0.1:9091", "INGEST_MAX_CONNS": "64",
+			"INGEST_UNVERIFIED_MAX_ROWS": "10", "INGEST_UNVERIFIED_MAX_BYTES": "2097152"}, nil,
+			func(c config) bool {
+				sc := c.serviceConfig()
+				return sc.RequireTimestamp && c.OpsAddr == "127.0.0.1:9091" && c.MaxConns == 64 &&
+					sc.UnverifiedMaxRows == 10 && sc.UnverifiedMaxBytes == 2<<20
+			}},
 		{"observe needs no keys", map[string]string{"DATABASE_URL": "postgres://db/x", "G2W_SIGNATURE_MODE": "observe"}, nil,
 			func(c config) bool { return c.Mode == ingest.Observe && len(c.SecretKeys) == 0 }},
 		{"tunables and flag", map[string]string{
@@ -160,6 +171,7 @@ func TestGracefulShutdownLosesNoAcknowledgedDelivery(t *testing.T) {
 			"DATABASE_URL":    dbURL,
 			"G2W_SECRET_KEYS": string(key),
 			"INGEST_ADDR":     "127.0.0.1:0",
+			"INGEST_OPS_ADDR": "127.0.0.1:0",
 			"LOG_LEVEL":       "error",
 		}), out)
 	}()
@@ -303,6 +315,7 @@ func TestRunServesWithTheWindowAndLimits(t *testing.T) {
 		"G2W_SECRET_KEYS":         string(key),
 		"G2W_TIMESTAMP_TOLERANCE": "5m",
 		"INGEST_ADDR":             "127.0.0.1:0",
+		"INGEST_OPS_ADDR":         "127.0.0.1:0",
 		"LOG_LEVEL":               "error",
 	})
 	deliver := func(eventKey, ts string, extra http.Header) (int, string) {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/erasure"
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
@@ -69,7 +70,9 @@ func seedPerson(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 			"sessionKey", num("28000002"), "joinTime", num("1772442600000"))), "email"),
 		// A neighbour on webinar A, who stays.
 		g.event("registrant_added", map[string]any{"webinarKey": num(webinarA), "registrantKey": num("7000001000000000003"),
-			"email": "neighbour@example.com", "registrationSource": "linkedin"}),
+			"email": "neighbour@example.com", "registrationSource": "linkedin",
+			// Her address in his free text, in another case: redacted when she is forgotten by email.
+			"comments": "colleague of Grace.Hopper@Example.com, ask her"}),
 	)
 	appendEvents(t, pool, events, 9)
 
@@ -81,6 +84,8 @@ func seedPerson(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 		{"email", append([]byte(`{"eventName":"registrant.added","email":"GRACE.HOPPER@example.com","firstName":"Grace`), 0xff, 0xfe)},
 		// Her registration A's keys with an email that failed validation.
 		{"keysA", []byte(`{"eventName":"registrant.added","webinarKey":` + webinarA + `,"registrantKey":` + graceA + `,"email":"grace at navy","firstName":"Grace"}`)},
+		// Her email JSON-escaped: no substring search of the raw bytes finds it.
+		{"escaped", []byte(`{"eventName":"registrant.added","email":"grace.hopper\u0040example.com","firstName":"\u0047race"}`)},
 		// Somebody whose address ends with hers, and somebody else entirely.
 		{"suffix", []byte(`{"eventName":"registrant.added","email":"lgrace.hopper@example.com"}`)},
 		{"other", append([]byte(`{"eventName":"registrant.added","email":"other@example.com",`), 0xc3, 0x28)},
@@ -170,10 +175,10 @@ func figures(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	}
 }
 
-func forget(t *testing.T, env func(string) string, args ...string) projector.ForgetResult {
+func forget(t *testing.T, env func(string) string, args ...string) erasure.Result {
 	t.Helper()
 	out := runCommand(t, env, append([]string{"forget", "-json"}, args...)...)
-	var res projector.ForgetResult
+	var res erasure.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("decode forget -json: %v\n%s", err, out)
 	}
@@ -202,15 +207,18 @@ func TestForgetErasesThePerson(t *testing.T) {
 		shadow bool
 		// keptQuarantined names the quarantined deliveries that stay (see seedPerson).
 		keptQuarantined []string
+		// mentions: the neighbour's rows whose comments quote her address (log, registrants);
+		// parked: the parked events whose error text is erased or redacted.
+		logMentions, registrantMentions, parked int64
 	}{
 		{"by email, any case", []string{"--email", "GRACE.hopper@example.COM"},
-			[][2]string{{webinarA, graceA}, {webinarB, graceB}}, nil, true, []string{"suffix", "other"}},
+			[][2]string{{webinarA, graceA}, {webinarB, graceB}}, nil, true, []string{"suffix", "other"}, 1, 2, 2},
 		{"by registrant key", []string{"--registrant-key", graceA},
-			[][2]string{{webinarA, graceA}}, [][2]string{{webinarB, graceB}}, false, []string{"suffix", "other"}},
+			[][2]string{{webinarA, graceA}}, [][2]string{{webinarB, graceB}}, false, []string{"suffix", "other"}, 0, 0, 2},
 		// Registration B's rows carry her email too, so the delivery with it goes; the one
 		// with only registration A's keys stays.
 		{"by registrant and webinar key", []string{"--registrant-key", graceB, "--webinar-key", webinarB},
-			[][2]string{{webinarB, graceB}}, [][2]string{{webinarA, graceA}}, false, []string{"keysA", "suffix", "other"}},
+			[][2]string{{webinarB, graceB}}, [][2]string{{webinarA, graceA}}, false, []string{"keysA", "suffix", "other"}, 0, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +235,7 @@ func TestForgetErasesThePerson(t *testing.T) {
 			if tt.shadow {
 				interruptedShadow(t, pool)
 			}
+			parkSome(t, pool)
 			before := dump(t, pool, projector.Schema)
 			figuresBefore := figures(t, pool)
 			keptRows := map[[2]string]string{}
@@ -238,15 +247,23 @@ func TestForgetErasesThePerson(t *testing.T) {
 
 			res := forget(t, env, tt.args...)
 			if res.Registrations != len(tt.erased) || res.Registrants != int64(len(tt.erased)) ||
-				res.LogEvents != 2*int64(len(tt.erased)) || res.QuarantineDeleted != int64(4-len(tt.keptQuarantined)) {
+				res.LogEvents != 2*int64(len(tt.erased)) || res.QuarantineDeleted != int64(5-len(tt.keptQuarantined)) {
 				t.Errorf("forget = %+v, want %d registrations and rows, %d log events, %d quarantined deliveries",
-					res, len(tt.erased), 2*len(tt.erased), 4-len(tt.keptQuarantined))
+					res, len(tt.erased), 2*len(tt.erased), 5-len(tt.keptQuarantined))
 			}
+			if res.LogMentions != tt.logMentions || res.RegistrantMentions != tt.registrantMentions || res.Parked != tt.parked {
+				t.Errorf("forget = %+v, want %d log and %d registrants mentions, %d parked events",
+					res, tt.logMentions, tt.registrantMentions, tt.parked)
+			}
+			if !strings.HasPrefix(res.Vacuum, "VACUUM public.") || !strings.Contains(res.Vacuum, "ingest_quarantine") {
+				t.Errorf("forget's VACUUM step = %q", res.Vacuum)
+			}
+			assertParked(t, pool, len(tt.kept) == 0 || tt.kept[0] != [2]string{webinarA, graceA})
 			if tt.shadow && (!res.ShadowExists || res.ShadowRegistrants != 2 || res.ShadowPrefetchDropped != 1) {
 				t.Errorf("forget = %+v, want the shadow's 2 registrants erased and its prefetch table dropped", res)
 			}
 			human := runCommand(t, env, append([]string{"forget"}, tt.args...)...)
-			if !strings.Contains(human, "nothing changed") {
+			if !strings.Contains(human, "nothing changed") || strings.Contains(human, "VACUUM") {
 				t.Errorf("a second forget changed something:\n%s", human)
 			}
 			if n, found := containsAny(human, personal); found {
@@ -256,8 +273,8 @@ func TestForgetErasesThePerson(t *testing.T) {
 			after := dump(t, pool, projector.Schema)
 			for _, e := range tt.erased {
 				row := registrantRow(t, pool, projector.Schema, e[0], e[1])
-				if n, found := containsAny(row, personal); found || !strings.Contains(row, projector.ErasedEmail) {
-					t.Errorf("registrant %s after forget = %s: holds %q, or lacks %s", e[1], row, n, projector.ErasedEmail)
+				if n, found := containsAny(row, personal); found || !strings.Contains(row, erasure.ErasedEmail) {
+					t.Errorf("registrant %s after forget = %s: holds %q, or lacks %s", e[1], row, n, erasure.ErasedEmail)
 				}
 				payloads := logPayloads(t, pool, e[0], e[1])
 				if len(payloads) != 2 {
@@ -312,6 +329,52 @@ func TestForgetErasesThePerson(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// parkSome parks two events in analytics the way the projector does when one keeps
+// failing: registration A's registrant.added, with an error quoting her name, and the
+// neighbour's, with an error quoting her address (as the neighbour's comments do).
+func parkSome(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO analytics._parked (transaction_id, "offset", event_key, event_name, error, attempts)
+		SELECT transaction_id, "offset", event_key, event_name, e.error, 4
+		FROM `+eventlog.Table+` l JOIN (VALUES
+			($1, 'invalid input syntax: "Grace Hopper"'),
+			('7000001000000000003', 'value too long: "colleague of grace.hopper@example.com, ask her"')) e(registrant, error)
+		  ON l.payload::jsonb ->> 'registrantKey' = e.registrant
+		WHERE l.event_name = 'registrant.added'`, graceA)
+	if err != nil {
+		t.Fatalf("park events: %v", err)
+	}
+}
+
+// assertParked checks the parked events' error texts: the neighbour's no longer quotes her
+// address, and registration A's is erased exactly when A was.
+func assertParked(t *testing.T, pool *pgxpool.Pool, aErased bool) {
+	t.Helper()
+	errs := map[string]string{}
+	rows, err := pool.Query(context.Background(), `SELECT l.payload::jsonb ->> 'registrantKey', p.error
+		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (transaction_id, "offset")`)
+	if err != nil {
+		t.Fatalf("read parked events: %v", err)
+	}
+	for rows.Next() {
+		var registrant, text string
+		if err := rows.Scan(&registrant, &text); err != nil {
+			t.Fatal(err)
+		}
+		errs[registrant] = text
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := errs["7000001000000000003"]; strings.Contains(strings.ToLower(got), graceEmail) {
+		t.Errorf("the neighbour's parked error still quotes her address: %s", got)
+	}
+	if got := errs[graceA]; (got == erasure.ErasedParkedError) != aErased {
+		t.Errorf("registration A's parked error = %q; erased: want %v", got, aErased)
 	}
 }
 
@@ -473,6 +536,109 @@ func TestForgetFlags(t *testing.T) {
 			err := run(context.Background(), append([]string{"forget"}, tt.args...), func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("forget %v = %v, want an error about %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// Unverified deliveries (ingest_unverified, migration 0003: body bytea, headers jsonb, as in
+// quarantine) that mention the person are deleted too.
+func TestForgetDeletesUnverifiedDeliveries(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.Pool(t)
+	ctx := context.Background()
+	env := testEnv(url)
+	seedPerson(t, pool)
+	bodies := []struct {
+		headers, body string
+		keep          bool
+	}{
+		{`{}`, `{"eventName":"registrant.added","email":"GRACE.HOPPER@example.com"}`, false},
+		{`{}`, `{"eventName":"registrant.added","email":"grace.hopper\u0040example.com"}`, false},
+		{`{"X-Forwarded-For":"grace.hopper@example.com"}`, `{}`, false},
+		{`{}`, `{"eventName":"registrant.added","email":"lgrace.hopper@example.com"}`, true},
+	}
+	for _, b := range bodies {
+		if _, err := pool.Exec(ctx, `INSERT INTO ingest_unverified (reason, headers, body, size_bytes) VALUES ('bad', $1, $2, $3)`, b.headers, []byte(b.body), len(b.body)+len(b.headers)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := forget(t, env, "--email", graceEmail)
+	if res.UnverifiedDeleted != 3 || !strings.Contains(res.Vacuum, "ingest_unverified") {
+		t.Errorf("forget = %+v, want 3 unverified deliveries deleted and ingest_unverified in the VACUUM step", res)
+	}
+	var left []string
+	if err := pool.QueryRow(ctx, `SELECT array_agg(convert_from(body, 'UTF8')) FROM ingest_unverified`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || !strings.Contains(left[0], "lgrace.hopper") {
+		t.Errorf("unverified deliveries left: %q, want only the neighbour's", left)
+	}
+}
+
+// Payloads may spell an address or a key with JSON escapes (valid JSON, and what ingest
+// stores byte for byte): forget finds and redacts them as if written plainly, by email and
+// by registrant key, mentions in other people's fields included.
+func TestForgetFindsEscapedFormsInTheLog(t *testing.T) {
+	t.Parallel()
+	const (
+		webinar  = "9100002000000000001"
+		byEmail  = "7000002000000000001" // registered as ada\u0040example.com
+		byKey    = "7000002000000000002" // its registrant key spelled …\u0032
+		neighbor = "7000002000000000003" // mentions ada's address, escaped, in comments
+	)
+	event := func(key, registrant, email, extra string) []byte {
+		return []byte(`{"eventName":"registrant.added","eventVersion":"1.0.0","product":"g2w","eventKey":"` + key +
+			`","webinarKey":` + webinar + `,"registrantKey":` + registrant + `,"email":"` + email +
+			`","firstName":"Ada","lastName":"Lovelace","registrationSource":"web"` + extra + `}`)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		registrant string // whose log row must be redacted
+	}{
+		{"by email", []string{"--email", "ADA@example.com"}, byEmail},
+		{"by registrant key", []string{"--registrant-key", byKey}, byKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pool, url := pgtest.Pool(t)
+			ctx := context.Background()
+			appendEvents(t, pool, [][]byte{
+				event("esc-1", byEmail, `ada\u0040example.com`, ``),
+				event("esc-2", `"`+byKey[:len(byKey)-1]+`\u0032"`, `babbage@example.com`, ``), // its last digit escaped
+				event("esc-3", neighbor, `neighbour@example.com`, `,"comments":"ask ada\u0040Example.com"`),
+			}, 3)
+			waitFor(t, 30*time.Second, "the appended events to be visible", func() (bool, error) {
+				var hidden bool
+				err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+eventlog.Table+`
+					WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))`).Scan(&hidden)
+				return !hidden, err
+			})
+			env := testEnv(url)
+			runCommand(t, env, "rebuild")
+			res := forget(t, env, tt.args...)
+			if res.Registrations != 1 || res.LogEvents != 1 || res.Registrants != 1 {
+				t.Errorf("forget = %+v, want the one registration's log row and registrants row", res)
+			}
+			var names string
+			if err := pool.QueryRow(ctx, `SELECT coalesce(string_agg(payload::jsonb::text, E'\n'), '') FROM `+eventlog.Table+`
+				WHERE payload::jsonb ->> 'registrantKey' = $1`, tt.registrant).Scan(&names); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(names, "Lovelace") || !strings.Contains(names, erasure.ErasedEmail) {
+				t.Errorf("the log row of %s after forget: %s", tt.registrant, names)
+			}
+			if tt.registrant == byEmail {
+				var comments string
+				if err := pool.QueryRow(ctx, `SELECT payload::jsonb ->> 'comments' FROM `+eventlog.Table+`
+					WHERE payload::jsonb ->> 'registrantKey' = $1`, neighbor).Scan(&comments); err != nil {
+					t.Fatal(err)
+				}
+				if comments != "ask "+erasure.ErasedEmail || res.LogMentions != 1 || res.RegistrantMentions != 1 {
+					t.Errorf("the neighbour's comments = %q, forget = %+v; want the escaped mention replaced in the log and analytics", comments, res)
+				}
 			}
 		})
 	}

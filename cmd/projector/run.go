@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"github.com/turnout-analytics/turnout/internal/erasure"
 	"github.com/turnout-analytics/turnout/internal/projections"
 	"github.com/turnout-analytics/turnout/internal/projector"
 	"github.com/turnout-analytics/turnout/internal/rebuild"
@@ -60,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stdout)
 	migrate := fs.Bool("migrate", true, "apply database migrations before starting")
 	asJSON := false
-	var who projector.Person
+	var who erasure.Person
 	switch command {
 	case "live", "rebuild":
 	case "status":
@@ -106,6 +107,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return errors.New("parse DATABASE_URL: invalid") // never echo: it may hold a password
 	}
+	// Every command may run as the owner (forget always does; the quick start runs all as
+	// the owner): no session resolves a name in a schema another role could create. (The
+	// projections set their own search_path per transaction: projections.UseSchema.)
+	poolCfg.ConnConfig.RuntimeParams["search_path"] = migrations.OwnerSearchPath
 	// The projections pipeline their statements in one batch, which needs the session's
 	// staging table to exist before the batch is prepared.
 	poolCfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
@@ -137,7 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return writeStatus(stdout, st)
 	case "forget":
-		res, err := projector.Forget(ctx, pool, who)
+		res, err := erasure.Forget(ctx, pool, who)
 		if err != nil {
 			return err
 		}
@@ -238,20 +243,26 @@ func writeStatus(w io.Writer, st []rebuild.ProjectionStatus) error {
 	return nil
 }
 
-// writeForget prints what forget did, as counts.
-func writeForget(w io.Writer, r projector.ForgetResult) error {
+// writeForget prints what forget did, as counts, and the VACUUM that finishes the job.
+func writeForget(w io.Writer, r erasure.Result) error {
 	var b strings.Builder
 	if !r.Changed() {
 		b.WriteString("forget: nothing to erase for this person; nothing changed\n")
 	} else {
 		fmt.Fprintf(&b, "forget: %d registrations of this person found\n", r.Registrations)
-		fmt.Fprintf(&b, "  %s.registrants rows erased: %d\n", projector.Schema, r.Registrants)
+		fmt.Fprintf(&b, "  %s.registrants rows erased: %d\n", erasure.Schema, r.Registrants)
 		if r.ShadowExists {
 			fmt.Fprintf(&b, "  %s.registrants rows erased: %d (prefetch tables dropped: %d)\n",
-				projector.ShadowSchema, r.ShadowRegistrants, r.ShadowPrefetchDropped)
+				erasure.ShadowSchema, r.ShadowRegistrants, r.ShadowPrefetchDropped)
 		}
 		fmt.Fprintf(&b, "  event log payloads redacted: %d\n", r.LogEvents)
+		fmt.Fprintf(&b, "  mentions of the address in other people's fields replaced: %d in the log, %d in registrants\n",
+			r.LogMentions, r.RegistrantMentions)
+		fmt.Fprintf(&b, "  parked events' error texts erased: %d\n", r.Parked)
 		fmt.Fprintf(&b, "  ingest_quarantine deliveries deleted: %d\n", r.QuarantineDeleted)
+		fmt.Fprintf(&b, "  ingest_unverified deliveries deleted: %d\n", r.UnverifiedDeleted)
+		fmt.Fprintf(&b, "The old row versions still hold the data until VACUUM reclaims them (autovacuum will);\n"+
+			"to reclaim them now, as the owner:\n  %s\n", r.Vacuum)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write forget result: %w", err)

@@ -30,6 +30,7 @@ const (
 	datasourcesFile = "../../deploy/grafana/provisioning/datasources/turnout.yml"
 	alertsFile      = "../../deploy/prometheus/alerts.yml"
 	rolesMigration  = "../../migrations/0002_roles.up.sql"
+	safetyMigration = "../../migrations/0005_owner_safety.up.sql"
 )
 
 // secretKey signs the fixture's deliveries (GOTO-FACTS.md's vector key).
@@ -79,18 +80,21 @@ func newPipeline(t *testing.T) *pipeline {
 	return p
 }
 
-// reapplyRoles runs migration 0002 again in the test's database. The template it was cloned
-// from has the roles and table grants, but CREATE DATABASE … TEMPLATE does not copy the
-// database's own ACL, so the projector's CREATE on the database is missing. Running the
-// migration twice also proves it idempotent.
+// reapplyRoles runs migrations 0002 and 0005 again in the test's database. The template it
+// was cloned from has the roles and table grants, but CREATE DATABASE … TEMPLATE does not
+// copy the database's own ACL, so the projector's CREATE on the database, and the
+// revocation of PUBLIC's TEMPORARY, are missing. Running the migrations twice also proves
+// them idempotent.
 func reapplyRoles(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
-	script, err := os.ReadFile(rolesMigration)
-	if err != nil {
-		t.Fatalf("read roles migration: %v", err)
-	}
-	if _, err := admin.Exec(t.Context(), string(script)); err != nil {
-		t.Fatalf("re-apply roles migration: %v", err)
+	for _, file := range []string{rolesMigration, safetyMigration} {
+		script, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("read migration: %v", err)
+		}
+		if _, err := admin.Exec(t.Context(), string(script)); err != nil {
+			t.Fatalf("re-apply %s: %v", file, err)
+		}
 	}
 }
 

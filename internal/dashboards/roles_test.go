@@ -13,7 +13,7 @@ import (
 	"github.com/turnout-analytics/turnout/internal/projector"
 )
 
-// TestRoles checks what migration 0002's roles may and may not do, on a database the
+// TestRoles checks what the roles of migrations 0002 and 0005 may and may not do, on a database the
 // pipeline filled while connected as those roles (so ingest's appends and the projector's
 // two rebuilds, with their schema swap, already succeeded under them).
 func TestRoles(t *testing.T) {
@@ -50,6 +50,10 @@ func TestRoles(t *testing.T) {
 		{"turnout_reader", `DELETE FROM analytics.registrants`},
 		{"turnout_reader", `CREATE TABLE analytics.mine (a int)`},
 		{"turnout_reader", `CREATE SCHEMA mine`},
+		{"turnout_reader", `CREATE TEMP TABLE mine (a int)`},
+		{"turnout_reader", `SELECT public.turnout_create_schema('analytics_retired')`},
+		{"turnout_reader", `CALL public.turnout_hand_over_analytics()`},
+		{"turnout_ingest", `SELECT public.turnout_rename_schema('analytics', 'analytics_retired')`},
 		{"turnout_ingest", `SELECT payload FROM watermill_gotowebinar_events`},
 		{"turnout_ingest", `UPDATE watermill_gotowebinar_events SET metadata = '{}'`},
 		{"turnout_ingest", `SELECT body FROM ingest_quarantine`},

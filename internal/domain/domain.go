@@ -1,7 +1,13 @@
 // Package domain holds Turnout's model of the four GoToWebinar webhook
 // events (registrant.added, registrant.joined, webinar.created,
-// webinar.changed): their Go types and Parse, which turns an untrusted
-// request body into one of them or a *ValidationError.
+// webinar.changed): the acceptance rule (Accept: may an authentic body enter
+// the event log, what are its canonical keys, and what are its data-quality
+// findings), their Go types, and Parse, which reads a body against the spec's
+// full contract into one of them or a *ValidationError.
+//
+// Ingest uses Accept: it refuses only what cannot be keyed, and records
+// everything else the spec would object to as Findings. Parse stays the strict
+// reading, for tools and tests that want a fully conformant event.
 //
 // The contract is GoTo's AsyncAPI document, embedded from spec/ and compiled
 // into one JSON Schema per event, so the schema, not hand-written code, decides

@@ -86,6 +86,33 @@ func compileSpec(doc []byte) (map[string]*jsonschema.Schema, error) {
 	return out, nil
 }
 
+// compileProperties lists the top-level property names of each message's payload
+// schema, keyed by message name.
+func compileProperties(doc []byte) (map[string]map[string]struct{}, error) {
+	var spec struct {
+		Components struct {
+			Messages map[string]struct {
+				Name    string `yaml:"name"`
+				Payload struct {
+					Properties map[string]any `yaml:"properties"`
+				} `yaml:"payload"`
+			} `yaml:"messages"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(doc, &spec); err != nil {
+		return nil, fmt.Errorf("decode spec: %w", err)
+	}
+	out := make(map[string]map[string]struct{}, len(spec.Components.Messages))
+	for _, msg := range spec.Components.Messages {
+		props := make(map[string]struct{}, len(msg.Payload.Properties))
+		for p := range msg.Payload.Properties {
+			props[p] = struct{}{}
+		}
+		out[msg.Name] = props
+	}
+	return out, nil
+}
+
 // schemaDetail turns the library's error into a value-free message. The
 // library's own text can quote the instance (for example a format error
 // prints the offending e-mail address), so only the location and the kind of

@@ -36,8 +36,8 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	}
 
 	bodies := events(30000)
-	addr, projectorAddr := freeAddr(t), freeAddr(t)
-	env := []string{"DATABASE_URL=" + dbURL, "G2W_SECRET_KEYS=" + secret, "INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + projectorAddr}
+	addr, projectorAddr, opsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	env := []string{"DATABASE_URL=" + dbURL, "G2W_SECRET_KEYS=" + secret, "INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + projectorAddr, "INGEST_OPS_ADDR=" + opsAddr}
 	base := "http://" + addr
 	client := &http.Client{Timeout: 15 * time.Second}
 	var ingest, projector *proc
@@ -56,7 +56,7 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	})
 	ingest = start(t, "ingest", env, "-migrate=false")
 	waitFor(t, 60*time.Second, "ingest to be ready", func() (bool, error) {
-		resp, err := client.Get(base + "/readyz")
+		resp, err := client.Get("http://" + opsAddr + "/readyz")
 		if err != nil {
 			return false, err
 		}

@@ -198,12 +198,12 @@ func TestIngestKilledUnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.URL(t)
 	bodies := events(1500)
-	addr := freeAddr(t)
-	env := []string{"DATABASE_URL=" + dbURL, "G2W_SECRET_KEYS=" + secret, "INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t)}
+	addr, opsAddr := freeAddr(t), freeAddr(t)
+	env := []string{"DATABASE_URL=" + dbURL, "G2W_SECRET_KEYS=" + secret, "INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t), "INGEST_OPS_ADDR=" + opsAddr}
 	base := "http://" + addr
 	client := &http.Client{Timeout: 5 * time.Second}
 	ready := func() (bool, error) {
-		resp, err := client.Get(base + "/readyz")
+		resp, err := client.Get("http://" + opsAddr + "/readyz")
 		if err != nil {
 			return false, err
 		}

@@ -21,15 +21,15 @@ func TestLogsHoldNoSecretsOrPersonalData(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	const dbPassword = "db-pass-7f3a"
 	withPassword := strings.Replace(dbURL, "postgres@", "postgres:"+dbPassword+"@", 1) // trust auth ignores it
-	addr := freeAddr(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
 	env := []string{"DATABASE_URL=" + withPassword, "G2W_SECRET_KEYS=" + secret + ",second-" + secret,
-		"INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t), "LOG_LEVEL=debug"}
+		"INGEST_ADDR=" + addr, "PROJECTOR_ADDR=" + freeAddr(t), "INGEST_OPS_ADDR=" + opsAddr, "LOG_LEVEL=debug"}
 	base := "http://" + addr
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	ingest := start(t, "ingest", env)
 	waitFor(t, 60*time.Second, "ingest to be ready", func() (bool, error) {
-		resp, err := client.Get(base + "/readyz")
+		resp, err := client.Get("http://" + opsAddr + "/readyz")
 		if err != nil {
 			return false, err
 		}
@@ -49,10 +49,10 @@ func TestLogsHoldNoSecretsOrPersonalData(t *testing.T) {
 			}
 		}
 	}
-	// Authentic but invalid: quarantined, and the quarantine path logs its reason.
-	invalid := strings.Replace(string(sc.Events[len(sc.Events)-1]), `"eventVersion":"1.0.0"`, `"eventVersion":"2.0.0"`, 1)
+	// Authentic but without an eventKey: quarantined, and the quarantine path logs its reason.
+	invalid := strings.Replace(string(sc.Events[len(sc.Events)-1]), `"eventKey":"`, `"noEventKey":"`, 1)
 	if code, _ := post(client, base, []byte(invalid)); code/100 != 4 {
-		t.Fatalf("unsupported version answered %d, want 4xx", code)
+		t.Fatalf("delivery without eventKey answered %d, want 4xx", code)
 	}
 	var withEmail string
 	for _, b := range sc.Events {
@@ -61,9 +61,11 @@ func TestLogsHoldNoSecretsOrPersonalData(t *testing.T) {
 			break
 		}
 	}
+	// An invalid email is stored with a data-quality finding; its value must not be logged.
 	bad := strings.Replace(withEmail, `"email":"`, `"email":"not-an-email `, 1)
-	if code, _ := post(client, base, []byte(bad)); code/100 != 4 {
-		t.Fatalf("invalid email answered %d, want 4xx", code)
+	bad = strings.Replace(bad, `"eventKey":"`, `"eventKey":"bad-email-`, 1)
+	if code, _ := post(client, base, []byte(bad)); code/100 != 2 {
+		t.Fatalf("invalid email answered %d, want 2xx", code)
 	}
 	pool := openPool(t, dbURL)
 	waitCaughtUp(t, pool)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/turnout-analytics/turnout/internal/eventlog"
 )
 
 // ErrClosed is returned by a submission after the batcher has stopped.
@@ -45,7 +43,7 @@ type batcher struct {
 
 // pending is one entry waiting for its batch; done receives exactly one result.
 type pending struct {
-	entry eventlog.Entry
+	entry Delivery
 	done  chan result
 }
 
@@ -81,14 +79,14 @@ func newBatcher(pool *pgxpool.Pool, cfg Config, logger *slog.Logger, m *metrics)
 //
 // The caller must not reuse e.Body after submit returned an error wrapping a context
 // error: the batch may still be reading it.
-func (b *batcher) submit(ctx context.Context, e eventlog.Entry) (Outcome, error) {
+func (b *batcher) submit(ctx context.Context, e Delivery) (Outcome, error) {
 	p := pendingPool.Get().(*pending)
 	p.entry = e
 
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
-		p.entry = eventlog.Entry{}
+		p.entry = Delivery{}
 		pendingPool.Put(p)
 		return 0, ErrClosed
 	}
@@ -97,14 +95,14 @@ func (b *batcher) submit(ctx context.Context, e eventlog.Entry) (Outcome, error)
 		b.mu.RUnlock()
 	case <-ctx.Done():
 		b.mu.RUnlock()
-		p.entry = eventlog.Entry{}
+		p.entry = Delivery{}
 		pendingPool.Put(p)
 		return 0, fmt.Errorf("queue delivery: %w", ctx.Err())
 	}
 
 	select {
 	case r := <-p.done:
-		p.entry = eventlog.Entry{}
+		p.entry = Delivery{}
 		pendingPool.Put(p)
 		return r.outcome, r.err
 	case <-ctx.Done():
@@ -131,7 +129,7 @@ func (b *batcher) work() {
 	var (
 		a        appender
 		batch    = make([]*pending, 0, b.max)
-		entries  = make([]eventlog.Entry, 0, b.max)
+		entries  = make([]Delivery, 0, b.max)
 		outcomes = make([]Outcome, 0, b.max)
 		timer    = time.NewTimer(time.Hour)
 	)

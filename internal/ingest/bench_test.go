@@ -118,9 +118,9 @@ func benchBatcher(b *testing.B, cfg Config) {
 		ctx := context.Background()
 		for pb.Next() {
 			key := fmt.Sprintf("bench-%d", seq.Add(1))
-			if _, err := svc.batcher.submit(ctx, eventlog.Entry{
+			if _, err := svc.batcher.submit(ctx, Delivery{Entry: eventlog.Entry{
 				Body: joined(key), EventName: "registrant.joined", EventKey: key, SignatureVerified: true, ReceivedAt: now,
-			}); err != nil {
+			}}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -22,6 +22,9 @@ var (
 var (
 	bodyStored      = []byte(`{"status":"stored"}` + "\n")
 	bodyDuplicate   = []byte(`{"status":"duplicate"}` + "\n")
+	bodyUnverified  = []byte(`{"status":"unverified"}` + "\n")
+	bodyMissingTS   = []byte(`{"error":"unauthorized","reason":"missing_timestamp"}` + "\n")
+	bodyBusy        = []byte(`{"error":"busy"}` + "\n")
 	bodyMissingSig  = []byte(`{"error":"unauthorized","reason":"missing_signature"}` + "\n")
 	bodyBadSig      = []byte(`{"error":"unauthorized","reason":"bad_signature"}` + "\n")
 	bodyStaleTS     = []byte(`{"error":"unauthorized","reason":"stale_timestamp"}` + "\n")
@@ -36,14 +39,17 @@ var (
 // the only place that decides status codes for failures:
 //
 //	413 too_large                 body over the limit (Content-Length or streamed)
-//	401 unauthorized              signature missing or wrong (enforce mode); or, with
-//	                              the replay window on, a verified delivery whose
-//	                              timestamp is stale or unparseable
+//	401 unauthorized              signature missing or wrong (enforce mode; kept in the
+//	                              unverified store); or a verified delivery refused by
+//	                              the timestamp rules: header missing while required
+//	                              (or the window is on), stale, or unparseable
 //	400 invalid                   body is not acceptable JSON at all: malformed_json,
 //	                              invalid_utf8, duplicate_key, too_deep (quarantined)
-//	422 invalid                   JSON that breaks the contract: schema, invalid_key,
-//	                              unknown_event, unsupported_version (quarantined)
+//	422 invalid                   JSON that cannot be keyed: missing_event_key,
+//	                              event_key_too_long, missing_event_name, missing_key,
+//	                              invalid_key (quarantined)
 //	400 bad_request               the body could not be read (client aborted)
+//	503 busy                      the bytes of bodies being read are at their budget
 //	503 unavailable               database down or shutting down: retry later
 //	500 internal                  anything else (a bug)
 func errorResponse(err error) (int, []byte) {
@@ -59,6 +65,10 @@ func errorResponse(err error) (int, []byte) {
 		return http.StatusUnauthorized, bodyStaleTS
 	case errors.Is(err, webhook.ErrBadTimestamp):
 		return http.StatusUnauthorized, bodyBadTS
+	case errors.Is(err, webhook.ErrMissingTimestamp):
+		return http.StatusUnauthorized, bodyMissingTS
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, bodyBusy
 	case errors.As(err, &ve):
 		return validationStatus(ve.Reason), validationBody(ve)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
@@ -70,8 +80,8 @@ func errorResponse(err error) (int, []byte) {
 	}
 }
 
-// validationStatus separates "not JSON we can read" (400) from "JSON that is not a
-// supported GoToWebinar event" (422), so a sender's dashboard tells transport corruption
+// validationStatus separates "not JSON we can read" (400) from "JSON that cannot be
+// keyed" (422), so a sender's dashboard tells transport corruption
 // apart from a contract change.
 func validationStatus(reason string) int {
 	switch reason {

@@ -2,12 +2,12 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,28 +26,26 @@ const CallbackPath = "/gotowebinar/callback"
 // an authentic delivery is kept even if its sender hangs up.
 const quarantineTimeout = 5 * time.Second
 
-// maxEventKeyBytes bounds an eventKey (GoTo's are 36-character UUIDs). The key is the
-// primary key of ingest_event_keys, and a B-tree entry over about 2.7 kB makes the
-// INSERT fail; since deliveries share a batch transaction, one authentic delivery with
-// a huge key would otherwise fail every delivery committed with it, and itself forever
-// on each retry. It is quarantined instead.
-const maxEventKeyBytes = 256
-
-var errEventKeyTooLong = &domain.ValidationError{
-	Reason: domain.ReasonSchema,
-	Detail: "/eventKey: longer than " + strconv.Itoa(maxEventKeyBytes) + " bytes",
-}
-
 // quarantinedHeaders are the request headers kept with a quarantined body for diagnosis.
 var quarantinedHeaders = []string{
 	"Content-Type", "User-Agent", webhook.HeaderSignature, webhook.HeaderTimestamp, "X-Forwarded-For",
 }
 
+// routes is the public listener's handler: only what GoTo needs (and a liveness probe).
+// /metrics and /readyz are on the operations listener (opsRoutes): metrics tell an
+// attacker about traffic and failures, and every /readyz costs a database round trip.
 func (s *Service) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.instrument)
 	r.Post(CallbackPath, s.callback)
 	r.Get(CallbackPath, ok) // GoTo validates a callback URL with a GET that must answer 200.
+	r.Get("/healthz", ok)
+	return r
+}
+
+// opsRoutes is the operations listener's handler: liveness, readiness and metrics.
+func (s *Service) opsRoutes() http.Handler {
+	r := chi.NewRouter()
 	r.Get("/healthz", ok)
 	r.Get("/readyz", s.ready)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
@@ -71,8 +69,9 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	ok(w, r)
 }
 
-// callback receives one delivery: size check, signature, validation, then either the
-// quarantine or the event log. It answers only once the delivery is durably stored.
+// callback receives one delivery: size check, read budget, signature, the acceptance
+// rule, then the unverified store, the quarantine or the event log. It answers only once
+// the delivery is durably stored.
 //
 // Content-Type is deliberately not checked. GoTo sends application/json, but the
 // signature covers the body, not the headers, and there is no way to re-fetch a
@@ -89,6 +88,12 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, outcomeTooLarge, errTooLarge)
 		return
 	}
+	release, err := s.reads.acquire(r.Context(), r.ContentLength, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.fail(w, outcomeBusy, err)
+		return
+	}
+	defer release() // the body is garbage once the handler returns (see recycle)
 	buf := getBuffer(r.ContentLength)
 	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), buf)
 	if err != nil {
@@ -108,29 +113,27 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	verified, err := s.verify(r, body, received)
-	if err != nil {
-		s.fail(w, outcomeUnauthorized, err)
+	if reason, err := s.verify(r, body, received); err != nil {
+		s.unverified(w, r, received, reason, body, err)
 		return
 	}
 
-	ev, err := domain.Parse(body)
+	acc, err := domain.Accept(body)
 	if err != nil {
-		s.quarantine(w, r, received, verified, body, err)
+		s.quarantine(w, r, received, body, err)
 		return
 	}
-	env := ev.Envelope()
-	if len(env.EventKey) > maxEventKeyBytes {
-		s.quarantine(w, r, received, verified, body, errEventKeyTooLong)
-		return
-	}
-	outcome, err := s.batcher.submit(r.Context(), eventlog.Entry{
+	d := Delivery{Entry: eventlog.Entry{
 		Body:              body,
-		EventName:         env.EventName,
-		EventKey:          env.EventKey,
-		SignatureVerified: verified,
+		EventName:         acc.EventName,
+		EventKey:          acc.EventKey,
+		SignatureVerified: true,
 		ReceivedAt:        received,
-	})
+	}}
+	if len(acc.Findings) > 0 {
+		d.DataQuality = findingsJSON(acc.Findings)
+	}
+	outcome, err := s.batcher.submit(r.Context(), d)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			// The batch may still hold body; let the garbage collector have it.
@@ -144,60 +147,91 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch {
-	case outcome == Duplicate:
+	if outcome == Duplicate {
 		s.metrics.duplicates.Inc()
 		s.metrics.deliveries.WithLabelValues(outcomeDuplicate).Inc()
 		writeJSON(w, http.StatusOK, bodyDuplicate)
-	case verified:
-		s.metrics.deliveries.WithLabelValues(outcomeStored).Inc()
-		writeJSON(w, http.StatusOK, bodyStored)
-	default:
-		s.metrics.deliveries.WithLabelValues(outcomeUnverifiedStored).Inc()
-		writeJSON(w, http.StatusOK, bodyStored)
+		return
 	}
+	// Counted once stored, so a redelivery does not count its findings twice.
+	for _, f := range acc.Findings {
+		s.metrics.dataQuality.WithLabelValues(acc.EventLabel(), f.MetricLabel(), f.Problem).Inc()
+	}
+	s.metrics.deliveries.WithLabelValues(outcomeStored).Inc()
+	writeJSON(w, http.StatusOK, bodyStored)
 }
 
-// verify checks the delivery's signature and, with the replay window on, its signed
-// timestamp against received (when the request arrived, so a slow upload does not
-// age it). It returns whether the delivery is verified, and an error only when the
-// delivery must be refused (Enforce mode).
-func (s *Service) verify(r *http.Request, body []byte, received time.Time) (bool, error) {
+// findingsJSON encodes findings for MetaDataQuality.
+func findingsJSON(fs []domain.Finding) string {
+	b, err := json.Marshal(fs)
+	if err != nil { // a slice of two-string structs always encodes
+		panic("ingest: encode findings: " + err.Error())
+	}
+	return string(b)
+}
+
+// verify checks the delivery's signature and then the timestamp rules: with
+// RequireTimestamp or the replay window on, the timestamp header must be present; with
+// the window on, it must lie within TimestampTolerance of received (when the request
+// arrived, so a slow upload does not age it). It returns nil, or the metric reason and
+// the error that refuses the delivery.
+func (s *Service) verify(r *http.Request, body []byte, received time.Time) (string, error) {
 	ts, hasTS := headerValue(r.Header, webhook.HeaderTimestamp)
 	var err error
 	if s.verifier == nil {
 		err = webhook.ErrMissingSignature // Observe mode without keys: nothing can verify.
 	} else {
-		err = s.verifier.Verify(ts, hasTS, body, r.Header.Get(webhook.HeaderSignature))
+		// An absent header signs ":" + body, like an empty one (webhook's doc).
+		err = s.verifier.Verify(ts, body, r.Header.Get(webhook.HeaderSignature))
 		// Only after the signature holds: the timestamp judged is then the sender's
-		// own, and a forger cannot tell a stale timestamp from a wrong signature.
-		if err == nil && hasTS && s.cfg.TimestampTolerance > 0 {
+		// own, and a forger cannot tell a bad timestamp from a wrong signature.
+		switch {
+		case err != nil:
+		case !hasTS && (s.cfg.RequireTimestamp || s.cfg.TimestampTolerance > 0):
+			err = webhook.ErrMissingTimestamp
+		case hasTS && s.cfg.TimestampTolerance > 0:
 			err = webhook.CheckTimestamp(ts, received, s.cfg.TimestampTolerance)
 		}
 	}
 	if err == nil {
-		return true, nil
+		return "", nil
 	}
 	reason := signatureFailureReason(err)
 	if s.verifier != nil {
 		s.metrics.signatureFailures.WithLabelValues(reason).Inc()
 	}
-	if reason == reasonStale || reason == reasonBadTimestamp {
-		// Authentic but out of the window: worth a line, since a burst means clock skew,
-		// a replay, or a wrong guess at GoTo's timestamp format. The timestamp is not
-		// personal data; an absurdly long one is left out.
+	if reason == reasonStale || reason == reasonBadTimestamp || reason == reasonNoTimestamp {
+		// Authentic but refused by the timestamp rules: worth a line, since a burst means
+		// clock skew, a replay, or a wrong guess at GoTo's timestamp format. The
+		// timestamp is not personal data; an absurdly long one is left out.
 		attrs := []any{slog.String("signature", reason), slog.Duration("tolerance", s.cfg.TimestampTolerance)}
 		if len(ts) <= 64 {
 			attrs = append(attrs, slog.String("timestamp", ts))
 		}
-		s.logger.Warn("signed timestamp outside the replay window", attrs...)
+		s.logger.Warn("signed timestamp refused", attrs...)
 	}
-	if s.cfg.Mode == Observe {
-		s.logger.Warn("storing unverified delivery (observe mode)",
-			slog.String("signature", reason), slog.Int("body_bytes", len(body)))
-		return false, nil
+	return reason, err
+}
+
+// unverified keeps a delivery that did not verify in the unverified store, never in the
+// log: it claims no eventKey and reaches analytics only if `ingest requeue` later
+// verifies it. Enforce mode answers 401 whether or not it could be kept (a forger learns
+// nothing); Observe mode answers 202 once it is kept, 503 when it could not be.
+func (s *Service) unverified(w http.ResponseWriter, r *http.Request, received time.Time, reason string, body []byte, verr error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), quarantineTimeout)
+	defer cancel()
+	err := s.unverifiedStore.keep(ctx, received, reason, r.Header, body)
+	if s.cfg.Mode == Enforce {
+		s.fail(w, outcomeUnauthorized, verr)
+		return
 	}
-	return false, err
+	if err != nil {
+		s.fail(w, outcomeUnavailable, errors.Join(ErrUnavailable, err))
+		return
+	}
+	s.logger.Warn("kept unverified delivery (observe mode)", slog.String("signature", reason), slog.Int("body_bytes", len(body)))
+	s.metrics.deliveries.WithLabelValues(outcomeUnverifiedStored).Inc()
+	writeJSON(w, http.StatusAccepted, bodyUnverified)
 }
 
 // signatureFailureReason is the metric label for an error of verify.
@@ -209,26 +243,22 @@ func signatureFailureReason(err error) string {
 		return reasonStale
 	case errors.Is(err, webhook.ErrBadTimestamp):
 		return reasonBadTimestamp
+	case errors.Is(err, webhook.ErrMissingTimestamp):
+		return reasonNoTimestamp
 	default:
 		return reasonBad
 	}
 }
 
-// quarantine stores an authentic-but-invalid delivery and answers 4xx, or 503 when it
-// could not be stored so that the sender retries.
-func (s *Service) quarantine(w http.ResponseWriter, r *http.Request, received time.Time, verified bool, body []byte, parseErr error) {
+// quarantine stores an authentic delivery that Accept refused and answers 4xx, or 503
+// when it could not be stored so that the sender retries.
+func (s *Service) quarantine(w http.ResponseWriter, r *http.Request, received time.Time, body []byte, acceptErr error) {
 	var ve *domain.ValidationError
-	if !errors.As(parseErr, &ve) {
-		// domain.Parse promises *ValidationError only; anything else is a bug.
-		s.logger.Error("parse delivery", slog.Any("error", parseErr))
-		s.fail(w, outcomeUnavailable, parseErr)
+	if !errors.As(acceptErr, &ve) {
+		// domain.Accept promises *ValidationError only; anything else is a bug.
+		s.logger.Error("accept delivery", slog.Any("error", acceptErr))
+		s.fail(w, outcomeUnavailable, acceptErr)
 		return
-	}
-	headers := make(map[string]string, len(quarantinedHeaders))
-	for _, h := range quarantinedHeaders {
-		if v := r.Header.Values(h); len(v) > 0 {
-			headers[h] = strings.Join(v, ", ")
-		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), quarantineTimeout)
 	defer cancel()
@@ -236,8 +266,8 @@ func (s *Service) quarantine(w http.ResponseWriter, r *http.Request, received ti
 		ReceivedAt:        received,
 		Reason:            ve.Reason,
 		Detail:            ve.Detail,
-		SignatureVerified: verified,
-		Headers:           headers,
+		SignatureVerified: true,
+		Headers:           keptHeaders(r.Header, quarantinedHeaders),
 		Body:              body,
 	})
 	if err != nil {
@@ -245,11 +275,10 @@ func (s *Service) quarantine(w http.ResponseWriter, r *http.Request, received ti
 		s.fail(w, outcomeUnavailable, errors.Join(ErrUnavailable, err))
 		return
 	}
-	s.logger.Info("quarantined delivery", slog.String("reason", ve.Reason), slog.String("detail", ve.Detail),
-		slog.Bool("signature_verified", verified))
+	s.logger.Info("quarantined delivery", slog.String("reason", ve.Reason), slog.String("detail", ve.Detail))
 	s.metrics.quarantined.WithLabelValues(ve.Reason).Inc()
 	s.metrics.deliveries.WithLabelValues(outcomeQuarantined).Inc()
-	status, b := errorResponse(parseErr)
+	status, b := errorResponse(acceptErr)
 	writeJSON(w, status, b)
 }
 
@@ -284,6 +313,10 @@ func headerValue(h http.Header, key string) (string, bool) {
 // Body buffers are pooled: at thousands of deliveries a second, a fresh buffer per
 // request is most of the handler's garbage. Buffers that grew beyond maxPooledBuffer (a
 // rare large delivery) are left to the collector so the pool does not pin memory.
+//
+// A buffer is sized from Content-Length only up to maxPooledBuffer: beyond that it grows
+// as bytes actually arrive, so a sender that claims 1 MiB and sends nothing costs no more
+// than that (the read budget bounds how many such reads there are).
 const (
 	minBuffer       = 4 << 10
 	maxPooledBuffer = 64 << 10
@@ -295,7 +328,7 @@ func getBuffer(contentLength int64) []byte {
 	b := *bufferPool.Get().(*[]byte)
 	if contentLength >= 0 && int64(cap(b)) < contentLength+1 {
 		// +1 so reading to EOF does not grow the buffer.
-		b = make([]byte, 0, contentLength+1)
+		b = make([]byte, 0, min(contentLength+1, maxPooledBuffer))
 	}
 	return b[:0]
 }

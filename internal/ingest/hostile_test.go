@@ -180,7 +180,7 @@ func TestHostileDeliveries(t *testing.T) {
 		{name: "19-digit numeric key", body: created("hostile-19-digits", "9223372036854775807", ""), want: 200, stored: true, webinar: "9223372036854775807"},
 		{name: "20-digit numeric key", body: created("hostile-20-digits", "18446744073709551615", ""), want: 422, reason: domain.ReasonInvalidKey, quarantin: domain.ReasonInvalidKey},
 		{name: "30-digit numeric key", body: created("hostile-30-digits", "123456789012345678901234567890", ""), want: 422, reason: domain.ReasonInvalidKey, quarantin: domain.ReasonInvalidKey},
-		{name: "eventKey too long for the dedup index", body: created(randomHex(3000), "1", ""), want: 422, reason: domain.ReasonSchema, quarantin: domain.ReasonSchema},
+		{name: "eventKey too long for the dedup index", body: created(randomHex(3000), "1", ""), want: 422, reason: domain.ReasonEventKeyTooLong, quarantin: domain.ReasonEventKeyTooLong},
 		// Content-Type is not checked: the signed body decides (see callback).
 		{name: "Content-Type text/plain", body: created("hostile-text-plain", "1", ""), ctype: "text/plain", want: 200, stored: true},
 		{name: "Content-Type missing", body: created("hostile-no-ctype", "1", ""), ctype: "-", want: 200, stored: true},

@@ -1,6 +1,9 @@
 // Package ingest is Turnout's front door: the HTTP handlers that receive GoToWebinar
-// webhook deliveries, verify their signature, validate them, and append them raw to the
-// event log, plus the quarantine for authentic deliveries that cannot be accepted.
+// webhook deliveries, verify their signature, apply the acceptance rule
+// (domain.Accept), and append them raw to the event log with their data-quality
+// findings; the quarantine for authentic deliveries that cannot be keyed; the bounded
+// unverified store for deliveries whose signature does not verify; and Requeue, which
+// re-admits from both stores under the current rules and keys.
 //
 // Appends are group-committed: each request hands its entry to a batcher and is answered
 // only after the transaction holding its batch commits, so a 2xx always means "durably in
@@ -32,10 +35,12 @@ type SignatureMode string
 const (
 	// Enforce refuses unsigned or wrongly signed deliveries with 401. The default.
 	Enforce SignatureMode = "enforce"
-	// Observe verifies but stores unverified deliveries anyway, flagged
-	// signature_verified=false. Meant for the first days against the live service,
-	// while the signature scheme (undocumented by GoTo) is being confirmed. Beware that
-	// in this mode an unverified delivery can claim an event key before the authentic one.
+	// Observe answers unverified deliveries 202 once they are kept in the unverified
+	// store (ingest_unverified), instead of 401. Meant for the first days against the
+	// live service, while the signature scheme (undocumented by GoTo) is being
+	// confirmed. An unverified delivery never enters the log, so it cannot claim an
+	// event key an authentic one needs, nor reach analytics, until `ingest requeue`
+	// verifies it with the configured keys.
 	Observe SignatureMode = "observe"
 )
 
@@ -46,6 +51,10 @@ const (
 	DefaultBatchWorkers  = 1
 	DefaultCommitTimeout = 10 * time.Second
 	DefaultReadyTimeout  = time.Second
+	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: half
+	// for bodies over 16 KiB (8 of the maximum size), half for the rest (2,048 real
+	// deliveries of a few KiB each).
+	DefaultReadBudgetBytes = 16 << 20
 )
 
 // Config configures a Service. Zero fields take the Default* values.
@@ -81,13 +90,22 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// TimestampTolerance is the replay window: when positive, a delivery whose
 	// signature verified but whose X-Webhook-Signature-Timestamp lies further than
-	// this from its arrival, or does not parse (webhook.ParseTimestamp), is refused
-	// with 401 in Enforce mode and stored flagged unverified in Observe mode. A
-	// delivery without the header is not checked: it signs the body alone, so a
-	// captured timestamped delivery cannot be replayed without its timestamp. The
-	// default, 0, turns the window off, which it stays until GoTo's timestamp format
-	// is confirmed against a live delivery (a wrong guess would refuse every one).
+	// this from its arrival, does not parse (webhook.ParseTimestamp), or is absent (it
+	// cannot be placed in a window) is refused with 401 in Enforce mode (202 in Observe
+	// mode) and kept in the unverified store. The default, 0, turns the window off,
+	// which it stays until GoTo's timestamp format is confirmed against a live
+	// delivery (a wrong guess would refuse every one).
 	TimestampTolerance time.Duration
+	// RequireTimestamp refuses (401, reason missing_timestamp) a delivery whose
+	// signature verifies but that has no X-Webhook-Signature-Timestamp header.
+	RequireTimestamp bool
+	// ReadBudgetBytes bounds the bytes of request bodies being read at once (default
+	// 16 MiB); a delivery that finds it spent is answered 503 (see limits.go).
+	ReadBudgetBytes int64
+	// UnverifiedMaxRows and UnverifiedMaxBytes bound ingest_unverified (defaults
+	// 100,000 rows and 256 MiB); the oldest rows are evicted first.
+	UnverifiedMaxRows  int
+	UnverifiedMaxBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -109,6 +127,15 @@ func (c Config) withDefaults() Config {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = DefaultReadyTimeout
 	}
+	if c.ReadBudgetBytes == 0 {
+		c.ReadBudgetBytes = DefaultReadBudgetBytes
+	}
+	if c.UnverifiedMaxRows == 0 {
+		c.UnverifiedMaxRows = DefaultUnverifiedMaxRows
+	}
+	if c.UnverifiedMaxBytes == 0 {
+		c.UnverifiedMaxBytes = DefaultUnverifiedMaxBytes
+	}
 	return c
 }
 
@@ -129,6 +156,12 @@ func (c Config) validate() error {
 	if c.BatchWorkers < 1 {
 		errs = append(errs, errors.New("batch workers: must be at least 1"))
 	}
+	if c.ReadBudgetBytes < 2*c.MaxBodyBytes {
+		errs = append(errs, errors.New("read budget bytes: must be at least twice max body bytes"))
+	}
+	if c.UnverifiedMaxRows < 0 || c.UnverifiedMaxBytes < 0 {
+		errs = append(errs, errors.New("unverified store bounds: must not be negative"))
+	}
 	if c.BatchWait < 0 || c.CommitTimeout < 0 || c.ReadyTimeout < 0 || c.TimestampTolerance < 0 {
 		errs = append(errs, errors.New("batch wait, timeouts and timestamp tolerance: must not be negative"))
 	}
@@ -144,6 +177,10 @@ type Service struct {
 	metrics  *metrics
 	logger   *slog.Logger
 	handler  http.Handler
+	ops      http.Handler
+	reads    readBudget
+
+	unverifiedStore *unverifiedStore
 }
 
 // New returns a Service appending to the database behind pool, and starts its batch
@@ -172,17 +209,28 @@ func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) 
 		}
 		s.verifier = v
 	}
+	s.reads = newReadBudget(cfg.ReadBudgetBytes)
 	s.batcher = newBatcher(pool, cfg, logger, s.metrics)
+	s.unverifiedStore = newUnverifiedStore(pool, cfg, s.metrics, logger)
 	s.handler = s.routes()
+	s.ops = s.opsRoutes()
 	return s, nil
 }
 
-// Handler returns the HTTP handler serving the callback, health, readiness and metrics.
+// Handler returns the public HTTP handler: the callback (POST, and the GET GoTo checks
+// it with) and /healthz.
 func (s *Service) Handler() http.Handler { return s.handler }
+
+// OpsHandler returns the operations handler: /healthz, /readyz and /metrics. Serve it on
+// a listener of its own, not reachable by webhook senders.
+func (s *Service) OpsHandler() http.Handler { return s.ops }
 
 // Registry returns the Prometheus registry behind /metrics, for tests and benchmarks.
 func (s *Service) Registry() *prometheus.Registry { return s.metrics.registry }
 
 // Close stops the batch workers after committing everything already queued; later
 // deliveries get 503. Call it after http.Server.Shutdown and before closing the pool.
-func (s *Service) Close() { s.batcher.Close() }
+func (s *Service) Close() {
+	s.batcher.Close()
+	s.unverifiedStore.close()
+}

@@ -54,6 +54,14 @@ func testService(t *testing.T, pool *pgxpool.Pool, cfg Config) (*Service, string
 	return svc, srv.URL
 }
 
+// opsURL serves svc's operations handler and returns its base URL.
+func opsURL(t *testing.T, svc *Service) string {
+	t.Helper()
+	srv := httptest.NewServer(svc.OpsHandler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // signed returns the headers of a delivery of body signed with key.
 func signed(key, body []byte) http.Header {
 	h := http.Header{}
@@ -111,6 +119,7 @@ const (
 	countLog        = `SELECT count(*) FROM watermill_gotowebinar_events`
 	countKeys       = `SELECT count(*) FROM ingest_event_keys`
 	countQuarantine = `SELECT count(*) FROM ingest_quarantine`
+	countUnverified = `SELECT count(*) FROM ingest_unverified`
 )
 
 func TestSignedDeliveryIsStoredRaw(t *testing.T) {
@@ -220,6 +229,11 @@ func TestRefusedDeliveriesStoreNothing(t *testing.T) {
 			t.Errorf("%s = %d, want 0", q, n)
 		}
 	}
+	// The four that did not verify are kept apart, for `ingest requeue`; the oversized
+	// ones nowhere.
+	if n := count(t, pool, countUnverified); n != 4 {
+		t.Errorf("%s = %d, want 4", countUnverified, n)
+	}
 	if got := testutil.ToFloat64(svc.metrics.signatureFailures.WithLabelValues("bad")); got != 3 {
 		t.Errorf("signature_failures_total{bad} = %v, want 3", got)
 	}
@@ -240,10 +254,12 @@ func TestInvalidDeliveriesAreQuarantined(t *testing.T) {
 		reason string
 	}{
 		{"malformed JSON", `{"eventName":"registrant.joined",`, 400, "malformed_json"},
+		{"not an object", `["registrant.joined"]`, 400, "malformed_json"},
 		{"invalid UTF-8", "{\"eventName\":\"\xff\"}", 400, "invalid_utf8"},
-		{"missing required field", `{"eventName":"registrant.joined","eventVersion":"1.0.0","product":"g2w","eventKey":"k1","webinarKey":1,"sessionKey":2}`, 422, "schema"},
-		{"unknown event", `{"eventName":"survey.submitted","eventVersion":"1.0.0","product":"g2w","eventKey":"k2"}`, 422, "unknown_event"},
-		{"version 2.0.0", strings.Replace(string(joined("k3")), `"1.0.0"`, `"2.0.0"`, 1), 422, "unsupported_version"},
+		{"no eventKey", strings.Replace(string(joined("k0")), `"eventKey":"k0",`, ``, 1), 422, "missing_event_key"},
+		{"no eventName", strings.Replace(string(joined("k1")), `"eventName":"registrant.joined",`, ``, 1), 422, "missing_event_name"},
+		{"missing key", `{"eventName":"registrant.joined","eventVersion":"1.0.0","product":"g2w","eventKey":"k2","webinarKey":1,"sessionKey":2}`, 422, "missing_key"},
+		{"non-numeric key", strings.Replace(string(joined("k3")), `"sessionKey":28510147`, `"sessionKey":"s-28510147"`, 1), 422, "invalid_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,7 +277,8 @@ func TestInvalidDeliveriesAreQuarantined(t *testing.T) {
 				headers  map[string]string
 			)
 			err := pool.QueryRow(context.Background(), `
-				SELECT body, detail, signature_verified, headers FROM ingest_quarantine WHERE reason = $1`,
+				SELECT body, detail, signature_verified, headers FROM ingest_quarantine WHERE reason = $1
+				ORDER BY id DESC LIMIT 1`,
 				tt.reason).Scan(&stored, &detail, &verified, &headers)
 			if err != nil {
 				t.Fatalf("read quarantine row: %v", err)
@@ -281,8 +298,8 @@ func TestInvalidDeliveriesAreQuarantined(t *testing.T) {
 	if n := count(t, pool, countKeys); n != 0 {
 		t.Errorf("ingest_event_keys has %d rows, want 0", n)
 	}
-	if got := testutil.ToFloat64(svc.metrics.quarantined.WithLabelValues("schema")); got != 1 {
-		t.Errorf("quarantined_total{schema} = %v, want 1", got)
+	if got := testutil.ToFloat64(svc.metrics.quarantined.WithLabelValues("malformed_json")); got != 2 {
+		t.Errorf("quarantined_total{malformed_json} = %v, want 2", got)
 	}
 }
 
@@ -370,6 +387,7 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := pgtest.Pool(t)
 	svc, base := testService(t, pool, Config{CommitTimeout: 3 * time.Second})
+	ops := opsURL(t, svc)
 
 	first := joined("aaaaaaaa-0000-4000-8000-000000000001")
 	if code, _ := post(t, base, first, signed(testKey, first)); code != http.StatusOK {
@@ -385,7 +403,7 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 	if code, resp := post(t, base, invalid, signed(testKey, invalid)); code != http.StatusServiceUnavailable {
 		t.Errorf("quarantine during the outage: got %d %s, want 503", code, resp)
 	}
-	if code := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+	if code := get(t, ops+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz during the outage: %d, want 503", code)
 	}
 	if got := testutil.ToFloat64(svc.metrics.deliveries.WithLabelValues(outcomeUnavailable)); got != 2 {
@@ -407,7 +425,7 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the sender's retry interval, not a wait for state
 	}
-	if code := get(t, base+"/readyz"); code != http.StatusOK {
+	if code := get(t, ops+"/readyz"); code != http.StatusOK {
 		t.Errorf("readyz after the outage: %d, want 200", code)
 	}
 	if n := count(t, pool, countLog); n != 2 {
@@ -421,7 +439,8 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 func TestProbesAndMetrics(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.Pool(t)
-	_, base := testService(t, pool, Config{})
+	svc, base := testService(t, pool, Config{})
+	ops := opsURL(t, svc)
 
 	// A pool at a port nobody listens on: the process is up, the database is not.
 	deadPool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?connect_timeout=1")
@@ -429,7 +448,8 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(deadPool.Close)
-	_, deadBase := testService(t, deadPool, Config{})
+	deadSvc, deadBase := testService(t, deadPool, Config{})
+	deadOps := opsURL(t, deadSvc)
 
 	tests := []struct {
 		name string
@@ -438,10 +458,14 @@ func TestProbesAndMetrics(t *testing.T) {
 	}{
 		{"callback URL validation", base + CallbackPath, 200},
 		{"healthz", base + "/healthz", 200},
-		{"readyz", base + "/readyz", 200},
-		{"metrics", base + "/metrics", 200},
+		{"no readyz on the public listener", base + "/readyz", 404},
+		{"no metrics on the public listener", base + "/metrics", 404},
+		{"healthz on the ops listener", ops + "/healthz", 200},
+		{"readyz", ops + "/readyz", 200},
+		{"metrics", ops + "/metrics", 200},
+		{"no callback on the ops listener", ops + CallbackPath, 404},
 		{"healthz without database", deadBase + "/healthz", 200},
-		{"readyz without database", deadBase + "/readyz", 503},
+		{"readyz without database", deadOps + "/readyz", 503},
 		{"unknown path", base + "/nope", 404},
 	}
 	for _, tt := range tests {
@@ -457,12 +481,14 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Errorf("delivery without database: %d, want 503", code)
 	}
 
-	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req, _ := http.NewRequest(http.MethodGet, ops+"/metrics", nil)
 	_, text := do(t, req)
 	for _, name := range []string{
 		"turnout_ingest_deliveries_total", "turnout_ingest_signature_failures_total",
 		"turnout_ingest_duplicates_total", "turnout_ingest_quarantined_total",
 		"turnout_ingest_batch_size", `turnout_ingest_request_duration_seconds_count{code="200",route="/healthz"}`,
+		"turnout_ingest_unverified_stored_total", "turnout_ingest_unverified_evicted_total", "turnout_ingest_unverified_rows",
+		"turnout_ingest_unverified_bytes", "turnout_ingest_unverified_dropped_total", "turnout_ingest_connections_evicted_total",
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(text, name) {
@@ -480,14 +506,15 @@ func TestSignatureModes(t *testing.T) {
 		cfg          Config
 		header       http.Header
 		want         int
-		wantVerified []bool // signature_verified of the log rows
+		inLog        int // log rows (and claimed keys)
+		inUnverified int // rows kept in ingest_unverified
 	}{
-		{"enforce refuses unsigned", Config{Mode: Enforce}, unsigned, 401, nil},
-		{"enforce refuses wrongly signed", Config{Mode: Enforce}, signed([]byte("other"), body), 401, nil},
-		{"observe stores unsigned flagged", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, unsigned, 200, []bool{false}},
-		{"observe stores wrongly signed flagged", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, signed([]byte("other"), body), 200, []bool{false}},
-		{"observe verifies signed", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, signed(testKey, body), 200, []bool{true}},
-		{"observe without keys", Config{Mode: Observe}, signed(testKey, body), 200, []bool{false}},
+		{"enforce refuses unsigned", Config{Mode: Enforce}, unsigned, 401, 0, 1},
+		{"enforce refuses wrongly signed", Config{Mode: Enforce}, signed([]byte("other"), body), 401, 0, 1},
+		{"observe keeps unsigned apart", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, unsigned, 202, 0, 1},
+		{"observe keeps wrongly signed apart", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, signed([]byte("other"), body), 202, 0, 1},
+		{"observe verifies signed", Config{Mode: Observe, SecretKeys: [][]byte{testKey}}, signed(testKey, body), 200, 1, 0},
+		{"observe without keys", Config{Mode: Observe}, signed(testKey, body), 202, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -497,18 +524,43 @@ func TestSignatureModes(t *testing.T) {
 			if code, resp := post(t, base, body, tt.header); code != tt.want {
 				t.Fatalf("got %d %s, want %d", code, resp, tt.want)
 			}
-			rows, err := pool.Query(context.Background(), `SELECT signature_verified FROM watermill_gotowebinar_events`)
-			if err != nil {
-				t.Fatal(err)
+			if n := count(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events WHERE signature_verified`); n != tt.inLog {
+				t.Errorf("verified log rows: %d, want %d", n, tt.inLog)
 			}
-			got, err := pgx.CollectRows(rows, pgx.RowTo[bool])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tt.wantVerified) && len(got)+len(tt.wantVerified) > 0 {
-				t.Errorf("signature_verified of log rows: %v, want %v", got, tt.wantVerified)
+			for q, want := range map[string]int{countLog: tt.inLog, countKeys: tt.inLog, countUnverified: tt.inUnverified} {
+				if n := count(t, pool, q); n != want {
+					t.Errorf("%s = %d, want %d", q, n, want)
+				}
 			}
 		})
+	}
+}
+
+// TestObserveModeForgeryCannotClaimAnEventKey: in observe mode an unsigned delivery
+// is kept apart, so the authentic delivery with the same eventKey that follows is
+// stored (not answered "duplicate" and lost), and only it is in the log.
+func TestObserveModeForgeryCannotClaimAnEventKey(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	_, base := testService(t, pool, Config{Mode: Observe, SecretKeys: [][]byte{testKey}})
+	key := "dddddddd-0000-4000-8000-000000000001"
+	forged := bytes.Replace(joined(key), []byte("ada@example.com"), []byte("eve@example.com"), 1)
+	if code, resp := post(t, base, forged, http.Header{"Content-Type": {"application/json"}}); code != http.StatusAccepted {
+		t.Fatalf("forgery: got %d %s, want 202", code, resp)
+	}
+	authentic := joined(key)
+	if code, resp := post(t, base, authentic, signed(testKey, authentic)); code != http.StatusOK || !strings.Contains(resp, "stored") {
+		t.Fatalf("authentic delivery after the forgery: got %d %s, want 200 stored", code, resp)
+	}
+	var payload string
+	if err := pool.QueryRow(context.Background(), `SELECT payload::text FROM watermill_gotowebinar_events`).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload != string(authentic) {
+		t.Errorf("the log holds %s, want the authentic delivery", payload)
+	}
+	if n := count(t, pool, countUnverified); n != 1 {
+		t.Errorf("ingest_unverified has %d rows, want the forgery", n)
 	}
 }
 
@@ -596,18 +648,18 @@ func TestStoreAppend(t *testing.T) {
 	pool, _ := pgtest.Pool(t)
 	store := NewStore(pool)
 	ctx := context.Background()
-	entry := func(key string) eventlog.Entry {
-		return eventlog.Entry{Body: joined(key), EventName: "registrant.joined", EventKey: key, SignatureVerified: true, ReceivedAt: time.Now()}
+	entry := func(key string) Delivery {
+		return Delivery{Entry: eventlog.Entry{Body: joined(key), EventName: "registrant.joined", EventKey: key, SignatureVerified: true, ReceivedAt: time.Now()}}
 	}
 
-	got, err := store.Append(ctx, []eventlog.Entry{entry("k1"), entry("k2"), entry("k1"), entry("k3")}, nil)
+	got, err := store.Append(ctx, []Delivery{entry("k1"), entry("k2"), entry("k1"), entry("k3")}, nil)
 	if err != nil {
 		t.Fatalf("append: %v", err)
 	}
 	if want := []Outcome{Stored, Stored, Duplicate, Stored}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("outcomes: %v, want %v", got, want)
 	}
-	got, err = store.Append(ctx, []eventlog.Entry{entry("k3"), entry("k4")}, got[:0])
+	got, err = store.Append(ctx, []Delivery{entry("k3"), entry("k4")}, got[:0])
 	if err != nil {
 		t.Fatalf("append again: %v", err)
 	}
@@ -630,7 +682,7 @@ func TestStoreAppend(t *testing.T) {
 	// A failing batch stores nothing: its keys stay free for the retry.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := store.Append(cctx, []eventlog.Entry{entry("k5")}, nil); err == nil {
+	if _, err := store.Append(cctx, []Delivery{entry("k5")}, nil); err == nil {
 		t.Fatal("append with a cancelled context succeeded")
 	}
 	if n := count(t, pool, `SELECT count(*) FROM ingest_event_keys WHERE event_key = 'k5'`); n != 0 {
@@ -640,7 +692,7 @@ func TestStoreAppend(t *testing.T) {
 
 func TestErrorResponseIsValidJSON(t *testing.T) {
 	t.Parallel()
-	for _, b := range [][]byte{bodyStored, bodyDuplicate, bodyMissingSig, bodyBadSig, bodyStaleTS, bodyBadTS, bodyTooLarge, bodyUnavailable, bodyBadRequest, bodyInternal} {
+	for _, b := range [][]byte{bodyStored, bodyDuplicate, bodyUnverified, bodyMissingTS, bodyBusy, bodyMissingSig, bodyBadSig, bodyStaleTS, bodyBadTS, bodyTooLarge, bodyUnavailable, bodyBadRequest, bodyInternal} {
 		if !json.Valid(b) {
 			t.Errorf("response body %s is not JSON", b)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,6 +65,38 @@ func (o Outcome) String() string {
 	}
 }
 
+// Metadata keys ingest adds to a log row beside eventlog's own (the metadata JSON column).
+const (
+	// MetaDataQuality holds the payload's data-quality findings as a JSON list of
+	// {"field": JSON pointer, "problem": domain.Problem*}; absent when there are none.
+	MetaDataQuality = "data_quality"
+	// MetaAdmittedBy names the `ingest requeue` run that admitted the event; absent for
+	// live deliveries.
+	MetaAdmittedBy = "admitted_by"
+)
+
+// Delivery is one accepted delivery to append: the log entry and what ingest records
+// beside it.
+type Delivery struct {
+	eventlog.Entry
+	// DataQuality is the JSON list of the payload's findings (MetaDataQuality); "" when
+	// there are none.
+	DataQuality string
+	// AdmittedBy is MetaAdmittedBy; "" for live deliveries.
+	AdmittedBy string
+}
+
+func (d Delivery) message() *message.Message {
+	m := eventlog.NewMessage(d.Entry)
+	if d.DataQuality != "" {
+		m.Metadata.Set(MetaDataQuality, d.DataQuality)
+	}
+	if d.AdmittedBy != "" {
+		m.Metadata.Set(MetaAdmittedBy, d.AdmittedBy)
+	}
+	return m
+}
+
 // Store writes accepted deliveries to the event log and refused ones to the quarantine.
 // It is safe for concurrent use.
 type Store struct {
@@ -79,7 +112,7 @@ func NewStore(pool *pgxpool.Pool) *Store {
 // ingest_event_keys and publishes the entries whose key was new to the event log with
 // Watermill's SQL publisher, then commits. It appends one Outcome per entry, in order, to
 // out and returns it. On error nothing of the batch is stored.
-func (s *Store) Append(ctx context.Context, entries []eventlog.Entry, out []Outcome) ([]Outcome, error) {
+func (s *Store) Append(ctx context.Context, entries []Delivery, out []Outcome) ([]Outcome, error) {
 	var a appender
 	return a.append(ctx, s.pool, entries, out)
 }
@@ -94,7 +127,7 @@ type appender struct {
 	pub   *wsql.Publisher // publishes through exec; built on first use
 }
 
-func (a *appender) append(ctx context.Context, pool *pgxpool.Pool, entries []eventlog.Entry, out []Outcome) ([]Outcome, error) {
+func (a *appender) append(ctx context.Context, pool *pgxpool.Pool, entries []Delivery, out []Outcome) ([]Outcome, error) {
 	if len(entries) == 0 {
 		return out, nil
 	}
@@ -121,7 +154,7 @@ func (a *appender) append(ctx context.Context, pool *pgxpool.Pool, entries []eve
 
 // dedupe fills a.keys with the batch's distinct event keys, sorted, and a.first with
 // where each first occurs.
-func (a *appender) dedupe(entries []eventlog.Entry) {
+func (a *appender) dedupe(entries []Delivery) {
 	if a.first == nil {
 		a.first = make(map[string]int, len(entries))
 		a.fresh = make(map[string]struct{}, len(entries))
@@ -144,7 +177,7 @@ func (a *appender) dedupe(entries []eventlog.Entry) {
 // (see commitOnInsert). The transaction is driven with plain BEGIN/COMMIT statements on
 // an acquired connection rather than a pgx.Tx, because pgx.Tx sends BEGIN and COMMIT as
 // round trips of their own.
-func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []eventlog.Entry) (err error) {
+func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []Delivery) (err error) {
 	clear(a.fresh)
 	pc, err := pool.Acquire(ctx)
 	if err != nil {
@@ -191,7 +224,7 @@ func (a *appender) commit(ctx context.Context, pool *pgxpool.Pool, entries []eve
 	a.msgs = a.msgs[:0]
 	for i, e := range entries {
 		if _, isNew := a.fresh[e.EventKey]; isNew && a.first[e.EventKey] == i {
-			m := eventlog.NewMessage(e)
+			m := e.message()
 			// The publisher runs its INSERT with the first message's context.
 			m.SetContext(ctx)
 			a.msgs = append(a.msgs, m)
@@ -284,7 +317,7 @@ func retryable(err error) bool {
 	if !errors.As(err, &pgErr) {
 		return false
 	}
-	return pgErr.Code == "40P01" || pgErr.Code == "40001" // deadlock_detected, serialization_failure
+	return pgErr.Code == pgerrcode.DeadlockDetected || pgErr.Code == pgerrcode.SerializationFailure
 }
 
 // Quarantined is an authentic (or, in observe mode, unverified) delivery that was refused.

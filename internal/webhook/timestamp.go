@@ -13,6 +13,10 @@ var (
 	// ErrStaleTimestamp reports a timestamp further from now than the replay
 	// window allows, in either direction.
 	ErrStaleTimestamp = errors.New("webhook: signature timestamp outside the replay window")
+	// ErrMissingTimestamp reports a delivery without the timestamp header where the
+	// receiver requires one (a timestamp is required, or the replay window is on: a
+	// delivery without a timestamp cannot be placed in a window).
+	ErrMissingTimestamp = errors.New("webhook: missing signature timestamp")
 )
 
 // epochMillisFrom is where ParseTimestamp switches from epoch seconds to epoch

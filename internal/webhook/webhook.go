@@ -4,7 +4,8 @@
 //
 //	X-Webhook-Signature-Timestamp + ":" + raw body
 //
-// (or the body alone when the timestamp header is absent), keyed with the
+// (":" + body when the timestamp header is absent, as the one public verifier does:
+// never the body alone), keyed with the
 // secret key's value as plain bytes, and sends the standard Base64 of the
 // digest, bare, in X-Webhook-Signature. The scheme is not documented by GoTo;
 // it follows the one public implementation that verifies it (see
@@ -32,7 +33,11 @@ import (
 const HeaderSignature = "X-Webhook-Signature"
 
 // HeaderTimestamp is the request header whose value is prefixed, with ":", to
-// the body before signing. Its absence means the body alone is signed.
+// the body before signing. An absent header signs like an empty one: ":" + body.
+//
+// Signing the body alone when the header is absent would be a forgery hazard: a
+// captured signature over ts + ":" + body would then also verify the body
+// ts + ":" + body sent without the header.
 const HeaderTimestamp = "X-Webhook-Signature-Timestamp"
 
 var (
@@ -48,15 +53,13 @@ var (
 // refusing it early keeps a hostile header from costing a large decode.
 const maxSigLen = (sha256.Size + 2) / 3 * 4 // 44
 
-// Sign returns the standard Base64 HMAC-SHA256 signature of body under key.
-// timestamp == "" means "no timestamp header": the HMAC covers the body
-// alone. Sign exists for tests and for tools that replay deliveries.
+// Sign returns the standard Base64 HMAC-SHA256 signature of timestamp + ":" +
+// body under key. timestamp == "" stands for an absent or empty header. Sign
+// exists for tests and for tools that replay deliveries.
 func Sign(key []byte, timestamp string, body []byte) string {
 	m := hmac.New(sha256.New, key)
-	if timestamp != "" {
-		m.Write([]byte(timestamp))
-		m.Write([]byte{':'})
-	}
+	m.Write([]byte(timestamp))
+	m.Write([]byte{':'})
 	m.Write(body)
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
@@ -106,17 +109,16 @@ func NewVerifier(keys ...[]byte) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify reports whether sig is a valid signature of body (prefixed by
-// timestamp + ":" when hasTimestamp) under any configured key. hasTimestamp
-// distinguishes an absent timestamp header (body alone is signed) from an
-// empty one (":" + body is signed).
+// Verify reports whether sig is a valid signature of timestamp + ":" + body
+// under any configured key. Pass "" for an absent timestamp header: GoTo's
+// scheme signs ":" + body then, exactly as for an empty header.
 //
 // Surrounding whitespace in sig is ignored. It returns ErrMissingSignature for
 // a blank sig and ErrBadSignature for anything that is not strict standard
 // Base64 of a matching digest. Every key is tried and compared in constant
 // time, so timing reveals neither which key matched nor how much of the
 // digest did.
-func (v *Verifier) Verify(timestamp string, hasTimestamp bool, body []byte, sig string) error {
+func (v *Verifier) Verify(timestamp string, body []byte, sig string) error {
 	sig = strings.TrimSpace(sig)
 	if sig == "" {
 		return ErrMissingSignature
@@ -137,11 +139,7 @@ func (v *Verifier) Verify(timestamp string, hasTimestamp bool, body []byte, sig 
 	}
 	want := s.sig[:n]
 
-	s.msg = s.msg[:0]
-	if hasTimestamp {
-		s.msg = append(s.msg, timestamp...)
-		s.msg = append(s.msg, ':')
-	}
+	s.msg = append(append(s.msg[:0], timestamp...), ':')
 	match := 0
 	for _, m := range s.macs {
 		m.Reset()

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -39,7 +41,7 @@ func TestVerifierCopiesKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	k[0] = 'x'
-	if err := v.Verify(vectorTS, true, vectorBody, vectorSig); err != nil {
+	if err := v.Verify(vectorTS, vectorBody, vectorSig); err != nil {
 		t.Fatalf("Verify after caller mutated its key slice: %v", err)
 	}
 }
@@ -47,41 +49,42 @@ func TestVerifierCopiesKeys(t *testing.T) {
 func TestVerify(t *testing.T) {
 	other := []byte("0b1c2d3e-aaaa-bbbb-cccc-ddddeeeeffff")
 	noTSSig := Sign(vectorKey, "", vectorBody)
-	emptyTSSig := Sign(other, "", []byte(":"+string(vectorBody))) // what ":"+body signs to under other
+	// The body "ts:body" with no timestamp header must not borrow the signature of the
+	// timestamped delivery: the absent header signs ":" + body, never the body alone.
+	spliced := []byte(vectorTS + ":" + string(vectorBody))
 	urlSafe := base64.URLEncoding.EncodeToString(mustDecode(t, vectorSig))
 	if urlSafe == vectorSig {
 		t.Fatal("test vector has no URL-unsafe characters; pick another")
 	}
 
 	tests := []struct {
-		name  string
-		keys  [][]byte
-		ts    string
-		hasTS bool
-		body  []byte
-		sig   string
-		want  error
+		name string
+		keys [][]byte
+		ts   string
+		body []byte
+		sig  string
+		want error
 	}{
-		{"vector", [][]byte{vectorKey}, vectorTS, true, vectorBody, vectorSig, nil},
-		{"surrounding whitespace", [][]byte{vectorKey}, vectorTS, true, vectorBody, " \t" + vectorSig + " ", nil},
-		{"no timestamp header", [][]byte{vectorKey}, "", false, vectorBody, noTSSig, nil},
-		{"absent timestamp is not empty timestamp", [][]byte{vectorKey}, "", true, vectorBody, noTSSig, ErrBadSignature},
-		{"empty timestamp header signs colon", [][]byte{other}, "", true, vectorBody, emptyTSSig, nil},
-		{"wrong key", [][]byte{other}, vectorTS, true, vectorBody, vectorSig, ErrBadSignature},
-		{"second key of several", [][]byte{other, vectorKey, []byte("third")}, vectorTS, true, vectorBody, vectorSig, nil},
-		{"tampered body", [][]byte{vectorKey}, vectorTS, true, []byte(`{"eventName":"registrant.added"}`), vectorSig, ErrBadSignature},
-		{"tampered timestamp", [][]byte{vectorKey}, "1700000000001", true, vectorBody, vectorSig, ErrBadSignature},
-		{"timestamp dropped", [][]byte{vectorKey}, "", false, vectorBody, vectorSig, ErrBadSignature},
-		{"empty sig", [][]byte{vectorKey}, vectorTS, true, vectorBody, "", ErrMissingSignature},
-		{"blank sig", [][]byte{vectorKey}, vectorTS, true, vectorBody, "  \t ", ErrMissingSignature},
-		{"garbage base64", [][]byte{vectorKey}, vectorTS, true, vectorBody, "not base64 at all!!", ErrBadSignature},
-		{"garbage of the right length", [][]byte{vectorKey}, vectorTS, true, vectorBody, strings.Repeat("*", 44), ErrBadSignature},
-		{"URL-safe variant", [][]byte{vectorKey}, vectorTS, true, vectorBody, urlSafe, ErrBadSignature},
-		{"unpadded", [][]byte{vectorKey}, vectorTS, true, vectorBody, strings.TrimRight(vectorSig, "="), ErrBadSignature},
-		{"embedded newline", [][]byte{vectorKey}, vectorTS, true, vectorBody, vectorSig[:20] + "\n" + vectorSig[20:], ErrBadSignature},
-		{"prefixed", [][]byte{vectorKey}, vectorTS, true, vectorBody, "sha256=" + vectorSig, ErrBadSignature},
-		{"truncated digest", [][]byte{vectorKey}, vectorTS, true, vectorBody, base64.StdEncoding.EncodeToString(mustDecode(t, vectorSig)[:31]), ErrBadSignature},
-		{"hex instead of base64", [][]byte{vectorKey}, vectorTS, true, vectorBody, "0367" + strings.Repeat("0", 60), ErrBadSignature},
+		{"vector", [][]byte{vectorKey}, vectorTS, vectorBody, vectorSig, nil},
+		{"surrounding whitespace", [][]byte{vectorKey}, vectorTS, vectorBody, " \t" + vectorSig + " ", nil},
+		{"no timestamp header signs colon and body", [][]byte{vectorKey}, "", vectorBody, noTSSig, nil},
+		{"ts:body as the body without the header", [][]byte{vectorKey}, "", spliced, vectorSig, ErrBadSignature},
+		{"body alone is not what is signed", [][]byte{vectorKey}, "", vectorBody, rawHMAC(vectorKey, vectorBody), ErrBadSignature},
+		{"wrong key", [][]byte{other}, vectorTS, vectorBody, vectorSig, ErrBadSignature},
+		{"second key of several", [][]byte{other, vectorKey, []byte("third")}, vectorTS, vectorBody, vectorSig, nil},
+		{"tampered body", [][]byte{vectorKey}, vectorTS, []byte(`{"eventName":"registrant.added"}`), vectorSig, ErrBadSignature},
+		{"tampered timestamp", [][]byte{vectorKey}, "1700000000001", vectorBody, vectorSig, ErrBadSignature},
+		{"timestamp dropped", [][]byte{vectorKey}, "", vectorBody, vectorSig, ErrBadSignature},
+		{"empty sig", [][]byte{vectorKey}, vectorTS, vectorBody, "", ErrMissingSignature},
+		{"blank sig", [][]byte{vectorKey}, vectorTS, vectorBody, "  \t ", ErrMissingSignature},
+		{"garbage base64", [][]byte{vectorKey}, vectorTS, vectorBody, "not base64 at all!!", ErrBadSignature},
+		{"garbage of the right length", [][]byte{vectorKey}, vectorTS, vectorBody, strings.Repeat("*", 44), ErrBadSignature},
+		{"URL-safe variant", [][]byte{vectorKey}, vectorTS, vectorBody, urlSafe, ErrBadSignature},
+		{"unpadded", [][]byte{vectorKey}, vectorTS, vectorBody, strings.TrimRight(vectorSig, "="), ErrBadSignature},
+		{"embedded newline", [][]byte{vectorKey}, vectorTS, vectorBody, vectorSig[:20] + "\n" + vectorSig[20:], ErrBadSignature},
+		{"prefixed", [][]byte{vectorKey}, vectorTS, vectorBody, "sha256=" + vectorSig, ErrBadSignature},
+		{"truncated digest", [][]byte{vectorKey}, vectorTS, vectorBody, base64.StdEncoding.EncodeToString(mustDecode(t, vectorSig)[:31]), ErrBadSignature},
+		{"hex instead of base64", [][]byte{vectorKey}, vectorTS, vectorBody, "0367" + strings.Repeat("0", 60), ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +92,7 @@ func TestVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := v.Verify(tt.ts, tt.hasTS, tt.body, tt.sig); !errors.Is(got, tt.want) {
+			if got := v.Verify(tt.ts, tt.body, tt.sig); !errors.Is(got, tt.want) {
 				t.Fatalf("Verify = %v, want %v", got, tt.want)
 			}
 		})
@@ -104,9 +107,9 @@ func TestVerifyAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = v.Verify(vectorTS, true, vectorBody, vectorSig) // warm the pool
+	_ = v.Verify(vectorTS, vectorBody, vectorSig) // warm the pool
 	allocs := testing.AllocsPerRun(100, func() {
-		if err := v.Verify(vectorTS, true, vectorBody, vectorSig); err != nil {
+		if err := v.Verify(vectorTS, vectorBody, vectorSig); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -125,17 +128,17 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if err := v.Verify(vectorTS, true, body, sig); err != nil {
+		if err := v.Verify(vectorTS, body, sig); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func FuzzVerify(f *testing.F) {
-	f.Add(vectorKey, vectorTS, true, vectorBody, vectorSig)
-	f.Add([]byte("k"), "", false, []byte("{}"), "")
-	f.Add([]byte("k"), "", true, []byte{}, " Awlj9khaE6Aw5LnMc6AEV7ssTf96-QL6wd2GWH5AuEo ")
-	f.Fuzz(func(t *testing.T, key []byte, ts string, hasTS bool, body []byte, sig string) {
+	f.Add(vectorKey, vectorTS, vectorBody, vectorSig)
+	f.Add([]byte("k"), "", []byte("{}"), "")
+	f.Add([]byte("k"), "", []byte{}, " Awlj9khaE6Aw5LnMc6AEV7ssTf96-QL6wd2GWH5AuEo ")
+	f.Fuzz(func(t *testing.T, key []byte, ts string, body []byte, sig string) {
 		if len(key) == 0 {
 			key = []byte{0}
 		}
@@ -145,24 +148,25 @@ func FuzzVerify(f *testing.F) {
 		}
 		// Random signatures must never panic, and may only pass if they are
 		// the real signature (modulo surrounding whitespace).
-		signTS := ts
-		if !hasTS {
-			signTS = ""
+		good := rawHMAC(key, []byte(ts+":"+string(body)))
+		if Sign(key, ts, body) != good {
+			t.Fatalf("Sign does not cover ts + \":\" + body")
 		}
-		var good string
-		if hasTS && ts == "" {
-			good = Sign(key, "", append([]byte(":"), body...))
-		} else {
-			good = Sign(key, signTS, body)
-		}
-		if err := v.Verify(ts, hasTS, body, sig); err == nil && strings.TrimSpace(sig) != good {
+		if err := v.Verify(ts, body, sig); err == nil && strings.TrimSpace(sig) != good {
 			t.Fatalf("Verify accepted %q, real signature is %q", sig, good)
 		}
 		// Sign then Verify round-trips.
-		if err := v.Verify(ts, hasTS, body, good); err != nil {
+		if err := v.Verify(ts, body, good); err != nil {
 			t.Fatalf("Verify(Sign(...)) = %v", err)
 		}
 	})
+}
+
+// rawHMAC is the Base64 HMAC-SHA256 of msg under key, computed independently of Sign.
+func rawHMAC(key, msg []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 func mustDecode(t *testing.T, s string) []byte {

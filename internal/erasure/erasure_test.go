@@ -1,4 +1,4 @@
-package projector
+package erasure
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
+	"github.com/turnout-analytics/turnout/internal/projector"
 )
 
 func TestMentions(t *testing.T) {
@@ -35,6 +36,12 @@ func TestMentions(t *testing.T) {
 		{"registrant key, any webinar", `{"registrantKey":"9223372036854775807"}`, []registration{anyWebinar}, true},
 		{"key inside a longer number", `{"registrantKey":92233720368547758071}`, []registration{anyWebinar}, false},
 		{"nothing", `{"email":"grace@example.com"}`, []registration{regA}, false},
+		{"JSON-escaped at sign", `{"email":"ada\u0040example.com"}`, nil, true},
+		{"JSON-escaped letters, upper-case hex", `{"comments":"write to \u0041DA\u0040EXAMPLE.COM"}`, nil, true},
+		{"escaped at sign in a longer address", `{"email":"lada\u0040example.com"}`, nil, false},
+		{"an escaped backslash escapes nothing", `{"email":"ada\\u0040example.com"}`, nil, false},
+		{"escaped solidus in a key-less body", `{"x":"ada@example.com\/"}`, nil, true},
+		{"not JSON, with an escape", "\xff ada\\u0040example.com \\u12", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,17 +90,58 @@ func TestForgetRefusesDuringRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(rebuildLockKey)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(RebuildLockKey)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Forget(ctx, pool, Person{Email: "ada@example.com"}); !errors.Is(err, ErrRebuildRunning) {
 		t.Errorf("Forget during a rebuild = %v, want ErrRebuildRunning", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(rebuildLockKey)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(RebuildLockKey)); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Forget(ctx, pool, Person{Email: "ada@example.com"})
 	if err != nil || res.Changed() {
 		t.Errorf("Forget after the rebuild = %+v, %v; want nothing changed and no error", res, err)
+	}
+}
+
+func TestReplaceMentions(t *testing.T) {
+	t.Parallel()
+	emails := []string{"ada@example.com"}
+	tests := []struct {
+		name, in, want string
+		changed        bool
+	}{
+		{"free text", `call ADA@example.com today`, `call erased@invalid today`, true},
+		{"twice, in JSON text", `{"a": "ada@example.com", "b": ["x ada@example.com."]}`,
+			`{"a": "erased@invalid", "b": ["x erased@invalid."]}`, true},
+		{"a longer address stays", `lada@example.com, ada@example.com.au`, `lada@example.com, ada@example.com.au`, false},
+		{"nothing", `grace@example.com`, `grace@example.com`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed := replaceMentions(tt.in, emails, ErasedEmail)
+			if got != tt.want || changed != tt.changed {
+				t.Errorf("replaceMentions(%q) = %q, %v; want %q, %v", tt.in, got, changed, tt.want, tt.changed)
+			}
+		})
+	}
+}
+
+// The names erasure shares with the projector must be the projector's.
+func TestNamesMatchTheProjector(t *testing.T) {
+	t.Parallel()
+	if Schema != projector.Schema || ShadowSchema != projector.ShadowSchema || ConsumerGroup != projector.ConsumerGroup {
+		t.Errorf("erasure's names (%s, %s, %s) differ from the projector's (%s, %s, %s)",
+			Schema, ShadowSchema, ConsumerGroup, projector.Schema, projector.ShadowSchema, projector.ConsumerGroup)
+	}
+}
+
+func TestLikePatterns(t *testing.T) {
+	t.Parallel()
+	got := likePatterns([]string{"a_b%c\\d@example.com", "7000001000000000001"})
+	want := []string{`%\\u%`, `%\\/%`, `%a\_b\%c\\d@example.com%`, `%7000001000000000001%`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("likePatterns = %q, want %q", got, want)
 	}
 }
