@@ -338,8 +338,8 @@ func TestForgetErasesThePerson(t *testing.T) {
 func parkSome(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), `
-		INSERT INTO analytics._parked (transaction_id, "offset", event_key, event_name, error, attempts)
-		SELECT transaction_id, "offset", event_key, event_name, e.error, 4
+		INSERT INTO analytics._parked (epoch, transaction_id, "offset", event_key, event_name, error, attempts)
+		SELECT epoch, transaction_id, "offset", event_key, event_name, e.error, 4
 		FROM `+eventlog.Table+` l JOIN (VALUES
 			($1, 'invalid input syntax: "Grace Hopper"'),
 			('7000001000000000003', 'value too long: "colleague of grace.hopper@example.com, ask her"')) e(registrant, error)
@@ -356,7 +356,7 @@ func assertParked(t *testing.T, pool *pgxpool.Pool, aErased bool) {
 	t.Helper()
 	errs := map[string]string{}
 	rows, err := pool.Query(context.Background(), `SELECT l.payload::jsonb ->> 'registrantKey', p.error
-		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (transaction_id, "offset")`)
+		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (epoch, transaction_id, "offset")`)
 	if err != nil {
 		t.Fatalf("read parked events: %v", err)
 	}
