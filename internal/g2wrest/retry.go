@@ -70,7 +70,6 @@ func (d *doer) Do(req *http.Request) (*http.Response, error) {
 	}
 }
 
-
 // sleep waits for d or until ctx is done, whichever comes first.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
