@@ -141,7 +141,7 @@ func TestAnswersMatchTheSpec(t *testing.T) {
 		{"/organizers/" + organizer + "/webinars?" + window + "&page=0&size=2", 200},
 		{"/organizers/" + organizer + "/webinars?" + window + "&page=1&size=2", 200},
 		{"/organizers/" + organizer + "/webinars?" + window + "&page=9", 200}, // past the end: empty
-		{"/organizers/" + organizer + "/webinars", 400},                      // the range is required
+		{"/organizers/" + organizer + "/webinars", 400},                       // the range is required
 		{"/organizers/" + organizer + "/webinars?" + window + "&size=201", 400},
 		{"/organizers/" + organizer + "/sessions?" + window, 200},
 		{"/organizers/" + organizer + "/sessions?page=0", 400},
@@ -149,8 +149,8 @@ func TestAnswersMatchTheSpec(t *testing.T) {
 		{w + "/sessions?page=0&size=1", 200},
 		{"/organizers/" + organizer + "/webinars/1/sessions", 404},
 		{"/organizers/8100000000000000999/webinars/9100000000000000301/sessions", 404}, // not this organizer's
-		{w + "/registrants", 200},               // a bare array
-		{w + "/registrants?page=0&limit=3", 200}, // a page object
+		{w + "/registrants", 200},                                                      // a bare array
+		{w + "/registrants?page=0&limit=3", 200},                                       // a page object
 		{w + "/registrants?page=1&limit=3", 200},
 		{w + "/registrants?size=3", 200}, // ignored: a bare array
 		{"/organizers/" + organizer + "/webinars/1/registrants", 404},
