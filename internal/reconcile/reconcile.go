@@ -69,6 +69,9 @@ type Reconciler struct {
 	cfg      Config
 	appended atomic.Int64
 	webinars atomic.Int64
+	failures atomic.Int64
+	// lastSweep is when the newest once or sweep run finished, in Unix nanoseconds; 0 unknown.
+	lastSweep atomic.Int64
 }
 
 // New returns a Reconciler configured by cfg.
@@ -258,6 +261,9 @@ func (r *Reconciler) finish(ctx context.Context, kind string, res Result, target
 	if _, err := r.cfg.Pool.Exec(ctx, finishRunSQL, res.Run); err != nil {
 		return res, fmt.Errorf("finish %s run %d: %w", kind, res.Run, err)
 	}
+	if kind != KindRecent {
+		r.lastSweep.Store(r.cfg.Now().UnixNano())
+	}
 	r.cfg.Logger.Info("reconcile run finished", "kind", kind, "run", res.Run, "from", res.From, "to", res.To,
 		"resumed", res.Resumed, "webinars", res.Webinars, "skipped", res.Skipped, "appended", res.Appended, "calls", res.Calls)
 	return res, nil
@@ -406,5 +412,16 @@ func (r *Reconciler) LastSweep(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("find last sweep: %w", err)
 	}
+	r.lastSweep.Store(finished.UnixNano())
 	return finished, nil
+}
+
+// SweepLag is how long ago the newest `once` or sweep run finished, as last seen by this
+// Reconciler (by a run of its own or by LastSweep); ok is false when it has seen none.
+func (r *Reconciler) SweepLag() (lag time.Duration, ok bool) {
+	ns := r.lastSweep.Load()
+	if ns == 0 {
+		return 0, false
+	}
+	return r.cfg.Now().Sub(time.Unix(0, ns)), true
 }
