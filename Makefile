@@ -52,3 +52,7 @@ clean: ## remove build output
 
 bench-live: build ## p99 from ingest's 2xx to visibility in analytics.webinar_conversion at 1,000 deliveries/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
+
+.PHONY: bench-reconcile
+bench-reconcile: ## REST backfill of 1,000 webinars × 300 registrants at GoTo's 10 requests/s: calls per webinar, calls/s, events/s
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench reconcile

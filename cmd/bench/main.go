@@ -4,6 +4,7 @@
 //	bench ingest   signed deliveries/s into bin/ingest at 32 senders vs pgbench one-row inserts
 //	bench live     2xx → visible in analytics.webinar_conversion at 1,000 deliveries/s
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
+//	bench reconcile  REST backfill of 1,000 webinars × 300 registrants at 10 requests/s
 //
 // bench ingest also starts this program as "bench http-floor ADDR": a chi server that only
 // reads each request and answers 200, the reference for what HTTP alone allows here.
@@ -39,7 +40,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) < 1 {
-		return errors.New("usage: bench ingest|live|replay [flags]")
+		return errors.New("usage: bench ingest|live|replay|reconcile [flags]")
 	}
 	if args[0] == floorCommand && len(args) == 2 {
 		return serveHTTPFloor(ctx, args[1]) // started by bench ingest, not by hand
@@ -56,8 +57,10 @@ func run(ctx context.Context, args []string) error {
 		return benchLive(ctx, admin, args[1:])
 	case "replay":
 		return benchReplay(ctx, admin, args[1:])
+	case "reconcile":
+		return benchReconcile(ctx, admin, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (want ingest, live or replay)", args[0])
+		return fmt.Errorf("unknown benchmark %q (want ingest, live, replay or reconcile)", args[0])
 	}
 }
 
