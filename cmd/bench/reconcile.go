@@ -151,10 +151,10 @@ func appendFloor(ctx context.Context, admin string, src *pgxpool.Pool, perWebina
 	if err != nil {
 		return 0, fmt.Errorf("read log: %w", err)
 	}
-	var records []eventlog.Record
+	var records []eventlog.OwnEvent
 	var payload, name, key string
 	if _, err := pgx.ForEachRow(rows, []any{&payload, &name, &key}, func() error {
-		records = append(records, eventlog.Record{Payload: []byte(payload), EventName: name, EventKey: key,
+		records = append(records, eventlog.OwnEvent{Payload: []byte(payload), EventName: name, EventKey: key,
 			Source: reconcile.Source, ReceivedAt: reconcileClock})
 		return nil
 	}); err != nil {

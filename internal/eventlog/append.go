@@ -27,10 +27,10 @@ SELECT unnest($1::text[])
 ON CONFLICT DO NOTHING
 RETURNING event_key`
 
-// Record is an event that Turnout itself appends (not a webhook delivery): its payload must
+// OwnEvent is an event that Turnout itself appends (not a webhook delivery): its payload must
 // carry eventName and eventKey at the top level, like GoTo's (the log's generated columns
 // read them from there).
-type Record struct {
+type OwnEvent struct {
 	Payload    []byte
 	EventName  string
 	EventKey   string
@@ -46,7 +46,7 @@ type Record struct {
 //
 // Records are authentic by construction (they come from an authenticated API call, not from
 // an anonymous POST), so they are stored with signature_verified true.
-func AppendTx(ctx context.Context, tx pgx.Tx, records []Record) (int, error) {
+func AppendTx(ctx context.Context, tx pgx.Tx, records []OwnEvent) (int, error) {
 	if len(records) == 0 {
 		return 0, nil
 	}

@@ -284,7 +284,7 @@ func compareText(a, b string) int {
 // fetched is one webinar's snapshots, ready to append.
 type fetched struct {
 	t       target
-	records []eventlog.Record
+	records []eventlog.OwnEvent
 	calls   int
 }
 

@@ -47,7 +47,7 @@ type scope struct {
 // unchanged data appends nothing, and a changed item appends a new snapshot. fetchedAt is
 // left out of the hash for that reason. The key is shaped like a UUID (version 8, RFC 9562's
 // custom version), the shape of GoTo's own eventKeys.
-func snapshot(name string, s scope, raw json.RawMessage, fetchedAt time.Time) (eventlog.Record, error) {
+func snapshot(name string, s scope, raw json.RawMessage, fetchedAt time.Time) (eventlog.OwnEvent, error) {
 	h := sha256.New()
 	for _, part := range []string{name, s.organizer, s.webinar, s.session, s.registrant} {
 		h.Write([]byte(part))
@@ -62,7 +62,7 @@ func snapshot(name string, s scope, raw json.RawMessage, fetchedAt time.Time) (e
 		OrganizerKey: s.organizer, WebinarKey: s.webinar, SessionKey: s.session, RegistrantKey: s.registrant,
 		FetchedAt: fetchedAt.UTC().Format(time.RFC3339Nano)})
 	if err != nil {
-		return eventlog.Record{}, fmt.Errorf("encode %s: %w", name, err)
+		return eventlog.OwnEvent{}, fmt.Errorf("encode %s: %w", name, err)
 	}
 	// json.Marshal would compact and re-escape the item: append its bytes unchanged instead.
 	payload := make([]byte, 0, len(head)+len(raw)+16)
@@ -70,5 +70,5 @@ func snapshot(name string, s scope, raw json.RawMessage, fetchedAt time.Time) (e
 	payload = append(payload, `,"snapshot":`...)
 	payload = append(payload, raw...)
 	payload = append(payload, '}')
-	return eventlog.Record{Payload: payload, EventName: name, EventKey: key, Source: Source, ReceivedAt: fetchedAt}, nil
+	return eventlog.OwnEvent{Payload: payload, EventName: name, EventKey: key, Source: Source, ReceivedAt: fetchedAt}, nil
 }
