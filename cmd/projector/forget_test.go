@@ -325,14 +325,14 @@ func interruptedShadow(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	end := projections.Position{TxID: math.MaxInt64, Offset: math.MaxInt64}
+	end := eventlog.Position{Epoch: math.MaxInt32, TxID: math.MaxInt64, Offset: math.MaxInt64}
 	if err := projections.Create(ctx, tx, projector.ShadowSchema); err != nil {
 		t.Fatalf("create shadow: %v", err)
 	}
-	if _, err := projections.ApplyLog(ctx, tx, projector.ShadowSchema, projections.Position{}, end); err != nil {
+	if _, err := projections.ApplyLog(ctx, tx, projector.ShadowSchema, eventlog.Position{}, end); err != nil {
 		t.Fatalf("apply log to shadow: %v", err)
 	}
-	if _, err := projections.PrefetchLog(ctx, tx, projector.ShadowSchema, "_prefetch_0", projections.Position{}, end); err != nil {
+	if _, err := projections.PrefetchLog(ctx, tx, projector.ShadowSchema, "_prefetch_0", eventlog.Position{}, end); err != nil {
 		t.Fatalf("prefetch into shadow: %v", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -470,7 +470,7 @@ func TestForgetFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// No DATABASE_URL: a bad request is refused before any configuration is read.
-			err := run(context.Background(), append([]string{"forget"}, tt.args...), func(string) string { return "" }, &syncBuffer{})
+			err := run(context.Background(), append([]string{"forget"}, tt.args...), func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("forget %v = %v, want an error about %q", tt.args, err, tt.want)
 			}

@@ -1,8 +1,11 @@
-// Package eventlog defines Turnout's event log: the Watermill SQL topic that holds every
-// accepted GoToWebinar delivery, raw and append-only, and how messages are written to it.
+// Package eventlog owns Turnout's event log: the Watermill SQL topic that holds every
+// accepted GoToWebinar delivery, raw and append-only; how messages are written to it
+// (Watermill's publisher); how they are read back (ReadCommitted, ReadRange, BatchEnd);
+// and the consumers' positions in it (ReadPosition, LockPosition, AdvancePosition), which
+// readers move in their own transaction. No other package names the log's tables.
 //
-// The table itself is created by migrations (migrations/0001_event_log.up.sql); this
-// package only names it and configures watermill-sql to use it without auto-initialising.
+// The tables are created by migrations (migrations/0001_event_log.up.sql, and
+// 0004_log_epochs.up.sql for the epoch that keeps the order across a logical restore).
 package eventlog
 
 import (

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 )
 
 // Event is one log row.
@@ -19,12 +21,6 @@ type Event struct {
 	Offset     int64
 	ReceivedAt time.Time
 	Payload    []byte
-}
-
-// Position is a place in log order: (transaction_id, "offset") of a log row.
-type Position struct {
-	TxID   uint64
-	Offset int64
 }
 
 // BatchSize is how many log rows ApplyLog stages and applies per statement group: large
@@ -145,22 +141,21 @@ func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 // ApplyLog applies every log row with after < (transaction_id, offset) <= upTo to schema
 // inside tx, set-based, BatchSize rows per statement group; it returns the number of rows
 // applied. It is used by rebuild. It does not commit.
-func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position) (int64, error) {
+func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo eventlog.Position) (int64, error) {
 	return applyLog(ctx, tx, schema, after, upTo, BatchSize)
 }
 
 // applyLog is ApplyLog with a chosen chunk size (tests use small ones).
-func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position, batchSize int) (int64, error) {
+func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo eventlog.Position, batchSize int) (int64, error) {
 	st, err := prepareChunks(ctx, tx, schema)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
 	cursor := after
-	upToTx := strconv.FormatUint(upTo.TxID, 10)
 	for cursor != upTo {
 		n, last, err := applyChunk(ctx, tx, schema, st, func(b *pgx.Batch) {
-			b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
+			b.Queue(st.stageLog, logRange(cursor, upTo, batchSize)...)
 		})
 		if err != nil {
 			return total, fmt.Errorf("apply log rows after %v: %w", cursor, err)
@@ -183,7 +178,7 @@ func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 // work, and it does not depend on the projection's state, so a rebuild parses the next
 // chunk on one core while the other applies the previous one. It returns the number of
 // rows and does not commit.
-func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, upTo Position) (int64, error) {
+func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, upTo eventlog.Position) (int64, error) {
 	st, err := statementsFor(schema)
 	if err != nil {
 		return 0, err
@@ -196,8 +191,7 @@ func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, up
 	if _, err := tx.Exec(ctx, "CREATE UNLOGGED TABLE "+target+" (LIKE "+stageTable+")"); err != nil {
 		return 0, fmt.Errorf("create prefetch table: %w", err)
 	}
-	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target),
-		strconv.FormatUint(after.TxID, 10), after.Offset, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, math.MaxInt32)
+	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target), logRange(after, upTo, math.MaxInt32)...)
 	if err != nil {
 		return 0, fmt.Errorf("prefetch log rows after %v: %w", after, err)
 	}
@@ -247,7 +241,7 @@ func prepareChunks(ctx context.Context, tx pgx.Tx, schema string) (*statements, 
 
 // applyChunk stages one chunk (the statement stage queues fills the staging table) and
 // applies it; it returns the number of staged rows and the log position of the last one.
-func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, stage func(*pgx.Batch)) (int64, Position, error) {
+func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, stage func(*pgx.Batch)) (int64, eventlog.Position, error) {
 	b := &pgx.Batch{}
 	// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
 	// No ANALYZE of the chunk: the projection statements are written so that their
@@ -258,9 +252,9 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, s
 	stage(b)
 	var n, created, changed, registrant int64
 	var lastTx string
-	var last Position
+	var last eventlog.Position
 	b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&n, &created, &changed, &registrant, &lastTx, &last.Offset)
+		err := row.Scan(&n, &created, &changed, &registrant, &last.Epoch, &lastTx, &last.Offset)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -291,4 +285,10 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, s
 		}
 	}
 	return n, last, nil
+}
+
+// logRange is the arguments of stage_from_log.sql: the range (after, upTo] and a row limit.
+func logRange(after, upTo eventlog.Position, limit int) []any {
+	return []any{after.Epoch, strconv.FormatUint(after.TxID, 10), after.Offset,
+		upTo.Epoch, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, limit}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkRebuild(b *testing.B) {
 	run("warmup", func(tx pgx.Tx, s string) error { _, err := RunCeiling(ctx, tx, s); return err })
 	for i := 0; i < b.N; i++ {
 		ceiling := run("ceiling", func(tx pgx.Tx, s string) error { _, err := RunCeiling(ctx, tx, s); return err })
-		rebuild := run("applylog", func(tx pgx.Tx, s string) error { _, err := ApplyLog(ctx, tx, s, Position{}, end); return err })
+		rebuild := run("applylog", func(tx pgx.Tx, s string) error { _, err := ApplyLog(ctx, tx, s, eventlog.Position{}, end); return err })
 		b.ReportMetric(rebuild/ceiling, "applylog/ceiling")
 	}
 	// The mixed stream, in its own database.
@@ -54,7 +55,7 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	start := time.Now()
 	if err := pgx.BeginFunc(ctx, mixed, func(tx pgx.Tx) error {
-		_, err := ApplyLog(ctx, tx, "analytics", Position{}, mpos[len(mpos)-1])
+		_, err := ApplyLog(ctx, tx, "analytics", eventlog.Position{}, mpos[len(mpos)-1])
 		return err
 	}); err != nil {
 		b.Fatal(err)

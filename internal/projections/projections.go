@@ -24,7 +24,7 @@ import (
 
 // Version identifies the schema + semantics; the projector rebuilds when the stored version
 // differs. Bump it on any DDL or semantics change.
-const Version = "1"
+const Version = "2"
 
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
@@ -87,6 +87,7 @@ type statements struct {
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants, ceiling                                      string
+	park, progress                                            string
 }
 
 var rendered sync.Map // schema name -> *statements
@@ -133,6 +134,8 @@ func statementsFor(schema string) (*statements, error) {
 		timesInsert:    load("projections/webinar_times_insert.sql"),
 		registrants:    load("projections/registrants.sql"),
 		ceiling:        load("projections/ceiling.sql"),
+		park:           load("projections/park.sql"),
+		progress:       load("analytics/progress.sql"),
 		meta:           "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
 	}
 	if err != nil {

@@ -23,7 +23,7 @@ func TestConnectionLost(t *testing.T) {
 		{"wrapped", fmt.Errorf("apply prefetched _prefetch_17: %w", &pgconn.PgError{Code: "57P01"}), true},
 		{"network", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
 		{"eof", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
-		{"pgx closed", errors.New("failed to deallocate cached statement(s): conn closed"), true},
+		{"pgx closed", fmt.Errorf("failed to deallocate cached statement(s): %w", pgconn.ErrConnClosed), true},
 		{"permission denied", &pgconn.PgError{Code: "42501"}, false},
 		{"bad cast", &pgconn.PgError{Code: "22007"}, false},
 		{"other", errors.New("something else"), false},

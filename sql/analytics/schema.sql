@@ -99,3 +99,20 @@ CREATE TABLE {{schema}}.joins (
     registrant_key text        NOT NULL,
     join_time      timestamptz NOT NULL
 );
+
+-- Log rows the projector could not apply; the stream went on without them. Position (epoch,
+-- transaction_id, offset), GoTo's eventKey and eventName, and the error's SQLSTATE and
+-- message (never payload values: see internal/projections/parked.go).
+CREATE TABLE {{schema}}._parked (
+    epoch          integer     NOT NULL,
+    transaction_id xid8        NOT NULL,
+    "offset"       bigint      NOT NULL,
+    event_key      text        NOT NULL,
+    event_name     text        NOT NULL,
+    error          text        NOT NULL,
+    attempts       integer     NOT NULL,
+    parked_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (epoch, transaction_id, "offset")
+);
+COMMENT ON TABLE {{schema}}._parked IS
+    'Log rows the projector could not apply; the stream went on without them. Position, GoTo eventKey and eventName, last error.';

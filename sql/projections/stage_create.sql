@@ -8,6 +8,9 @@
 -- may already have it. If the creating (sub)transaction rolls back, so does the creation,
 -- and the next apply creates it again. Schema-independent: it only holds log rows.
 CREATE TEMP TABLE IF NOT EXISTS turnout_stage (
+    -- The log position (epoch, tx, pos); epoch and tx are NULL for the events of a live
+    -- apply passed by the caller.
+    epoch               integer,
     tx                  xid8,
     pos                 bigint      NOT NULL,
     received_at         timestamptz NOT NULL,

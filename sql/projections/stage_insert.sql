@@ -1,4 +1,4 @@
--- Stages events from a source subquery of (tx, pos, received_at, p), p the parsed payload:
+-- Stages events from a source subquery of (epoch, tx, pos, received_at, p), p the parsed payload:
 -- stage_from_events.sql for the events of a live apply, stage_from_log.sql for a chunk of
 -- the log in a rebuild (the Go code puts it in place of the placeholder below). Each field
 -- is extracted here, once per event.
@@ -7,11 +7,11 @@
 -- kind that carries the field, and to every such event: an event that fails one fails the
 -- apply the same way in a live apply and in a rebuild, wherever it ranks in its chunk.
 INSERT INTO {{stage}} (
-    tx, pos, received_at, name, wk, rk, ts, p, event_key, session_key, join_time,
+    epoch, tx, pos, received_at, name, wk, rk, ts, p, event_key, session_key, join_time,
     email, first_name, last_name, organization, job_title, phone, industry, comments,
     registration_date, registration_source, status, join_url, responses,
     webinar_title, experience_type, recurrence_type)
-SELECT e.tx, e.pos, e.received_at,
+SELECT e.epoch, e.tx, e.pos, e.received_at,
        e.p ->> 'eventName', e.p ->> 'webinarKey', e.p ->> 'registrantKey',
        coalesce((e.p ->> 'timestamp')::timestamptz, '-infinity'),
        CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed') THEN e.p END,
