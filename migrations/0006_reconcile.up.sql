@@ -44,3 +44,5 @@ GRANT SELECT (event_key) ON ingest_event_keys TO turnout_reconcile;
 GRANT USAGE ON SEQUENCE watermill_gotowebinar_events_offset_seq TO turnout_reconcile;
 GRANT SELECT, INSERT, UPDATE ON reconcile_runs, reconcile_done TO turnout_reconcile;
 GRANT USAGE ON SEQUENCE reconcile_runs_id_seq TO turnout_reconcile;
+-- New log rows take their epoch from eventlog_epoch() (migration 0004), EXECUTE-only.
+GRANT EXECUTE ON FUNCTION public.eventlog_epoch() TO turnout_reconcile;

@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/time/rate"
 
@@ -242,5 +244,37 @@ func TestRecentFindsEndedSessions(t *testing.T) {
 	}
 	if !second.From.Equal(first.To) {
 		t.Errorf("second poll from %v, want %v (where the first ended)", second.From, first.To)
+	}
+}
+
+// TestRunsAsItsRole: the role of migration 0006 may do everything a run does (append to the
+// log, claim keys, keep progress), and no more is needed.
+func TestRunsAsItsRole(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.Pool(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE turnout_reconcile")
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	sc := scenario.GenerateWith(scenario.Options{Seed: 8, Webinars: 3, RegistrantsPerWebinar: 10, JoinRate: 0.5})
+	r := newReconciler(t, pool, startAPI(t, sc, nil).URL)
+	res, err := r.Once(t.Context(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Appended == 0 {
+		t.Fatal("nothing appended")
+	}
+	if _, err := r.Once(t.Context(), since); err != nil {
+		t.Fatal(err)
 	}
 }
