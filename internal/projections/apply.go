@@ -38,6 +38,9 @@ const (
 	nameJoined  = "registrant.joined"
 	nameCreated = "webinar.created"
 	nameChanged = "webinar.changed"
+	// reconcile's snapshots that rest_snapshots.sql projects (internal/reconcile).
+	nameSessionSnapshot    = "turnout.session.snapshot"
+	nameAttendanceSnapshot = "turnout.attendance.snapshot"
 )
 
 // Apply applies events (any order, duplicates allowed) to schema inside tx. It sends its
@@ -132,6 +135,9 @@ func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 	if has(nameCreated) || has(nameChanged) {
 		b.Queue(st.timesDelete)
 		b.Queue(st.timesInsert)
+	}
+	if has(nameSessionSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restSnapshots)
 	}
 	if has(nameAdded) || has(nameJoined) {
 		b.Queue(st.registrants)

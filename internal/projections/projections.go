@@ -24,7 +24,7 @@ import (
 
 // Version identifies the schema + semantics; the projector rebuilds when the stored version
 // differs. Bump it on any DDL or semantics change.
-const Version = "2"
+const Version = "3"
 
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
@@ -43,8 +43,14 @@ func Create(ctx context.Context, tx pgx.Tx, schema string) error {
 	if _, err := tx.Exec(ctx, st.schema); err != nil {
 		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
+	if _, err := tx.Exec(ctx, st.restTables); err != nil {
+		return fmt.Errorf("create REST tables in %s: %w", schema, err)
+	}
 	if _, err := tx.Exec(ctx, st.views); err != nil {
 		return fmt.Errorf("create views in %s: %w", schema, err)
+	}
+	if _, err := tx.Exec(ctx, st.restViews); err != nil {
+		return fmt.Errorf("create REST views in %s: %w", schema, err)
 	}
 	if _, err := tx.Exec(ctx, st.meta, Version); err != nil {
 		return fmt.Errorf("record version in %s: %w", schema, err)
@@ -87,6 +93,7 @@ type statements struct {
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants, ceiling                                      string
+	restTables, restViews, restSnapshots                      string
 	park, progress                                            string
 }
 
@@ -133,6 +140,9 @@ func statementsFor(schema string) (*statements, error) {
 		timesDelete:    load("projections/webinar_times_delete.sql"),
 		timesInsert:    load("projections/webinar_times_insert.sql"),
 		registrants:    load("projections/registrants.sql"),
+		restTables:     load("analytics/rest_tables.sql"),
+		restViews:      load("analytics/rest_views.sql"),
+		restSnapshots:  load("projections/rest_snapshots.sql"),
 		ceiling:        load("projections/ceiling.sql"),
 		park:           load("projections/park.sql"),
 		progress:       load("analytics/progress.sql"),

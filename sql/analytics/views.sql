@@ -10,8 +10,18 @@ SELECT w.webinar_key,
        w.registrant_count AS registrants,
        w.attendee_count   AS attendees,
        CASE WHEN w.registrant_count > 0
-            THEN w.attendee_count::numeric / w.registrant_count END AS conversion_rate
-FROM {{schema}}.webinars w;
+            THEN w.attendee_count::numeric / w.registrant_count END AS conversion_rate,
+       -- From the REST reporting API (reconcile): per attendance of a session; NULL until
+       -- a session of the webinar is reconciled.
+       t.avg_attendance_seconds,
+       t.total_attendance_seconds
+FROM {{schema}}.webinars w
+LEFT JOIN LATERAL (
+    SELECT round(avg(a.attendance_seconds), 1) AS avg_attendance_seconds,
+           sum(a.attendance_seconds)           AS total_attendance_seconds
+    FROM {{schema}}.session_attendees a
+    WHERE a.webinar_key = w.webinar_key
+) t ON true;
 
 -- The same per registration source ("share your webinar" attribution). Registrants known
 -- only from a join have no source (NULL).
@@ -29,7 +39,12 @@ SELECT j.webinar_key,
        j.session_key,
        count(DISTINCT j.registrant_key) AS attendees,
        min(j.join_time)                 AS first_join,
-       max(j.join_time)                 AS last_join
+       max(j.join_time)                 AS last_join,
+       -- From the REST reporting API (reconcile); NULL until the session is reconciled.
+       (SELECT round(avg(a.attendance_seconds), 1) FROM {{schema}}.session_attendees a
+        WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS avg_attendance_seconds,
+       (SELECT sum(a.attendance_seconds) FROM {{schema}}.session_attendees a
+        WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS total_attendance_seconds
 FROM {{schema}}.joins j
 GROUP BY j.webinar_key, j.session_key;
 

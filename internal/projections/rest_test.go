@@ -1,0 +1,80 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/turnout-analytics/turnout/internal/pgtest"
+)
+
+// snapshot is a reconcile snapshot event as internal/reconcile writes it: the item under
+// "snapshot", as GoTo sent it (keys there may be integers).
+func snapshot(name, key, session, registrant, item string) string {
+	return fmt.Sprintf(`{"eventName":%q,"eventKey":%q,"eventVersion":"1.0.0","source":"rest","organizerKey":"8100000000000000001",`+
+		`"webinarKey":"9100000000000000101","sessionKey":%q,"registrantKey":%q,"fetchedAt":"2026-12-01T00:00:00Z","snapshot":%s}`,
+		name, key, session, registrant, item)
+}
+
+// restEvents are snapshots of one session and two attendees, one of them fetched twice (a
+// later fetch found a second interval): the later snapshot must win in any order.
+func restEvents() []Event {
+	const s = "6100000000000000101"
+	return []Event{
+		ev(1, snapshot("turnout.session.snapshot", "k1", s, "",
+			`{"sessionKey":6100000000000000101,"webinarKey":9100000000000000101,"startTime":"2026-11-09T15:00:00Z","endTime":"2026-11-09T16:00:00Z","registrantsAttended":2}`)),
+		ev(2, snapshot("turnout.attendance.snapshot", "k2", s, "5100000000000000001",
+			`{"registrantKey":"5100000000000000001","attendanceTimeInSeconds":600,"attendance":[{"joinTime":"2026-11-09T15:00:00Z","leaveTime":"2026-11-09T15:10:00Z"}]}`)),
+		ev(3, snapshot("turnout.attendance.snapshot", "k3", s, "5100000000000000002",
+			`{"registrantKey":"5100000000000000002","attendanceTimeInSeconds":1800,"attendance":[{"joinTime":"2026-11-09T15:05:00Z","leaveTime":"2026-11-09T15:35:00Z"}]}`)),
+		ev(4, snapshot("turnout.attendance.snapshot", "k4", s, "5100000000000000001",
+			`{"registrantKey":"5100000000000000001","attendanceTimeInSeconds":900,"attendance":[{"joinTime":"2026-11-09T15:00:00Z","leaveTime":"2026-11-09T15:10:00Z"},{"joinTime":"2026-11-09T15:20:00Z","leaveTime":"2026-11-09T15:25:00Z"}]}`)),
+		// A joined webhook for the same session, so session_attendance has its row.
+		ev(5, `{"eventName":"registrant.joined","eventKey":"j1","eventVersion":"1.0.0","product":"g2w","webinarKey":9100000000000000101,"registrantKey":5100000000000000001,"sessionKey":6100000000000000101,"joinTime":1794236400000,"timestamp":"2026-11-09T15:00:00.000Z"}`),
+	}
+}
+
+// TestRESTSnapshotsAnyOrder: sessions, session_attendees and attendance are the same for any
+// order and batching of the snapshots, the newest snapshot of an attendee wins, and the
+// engagement view and the attendance columns read them.
+func TestRESTSnapshotsAnyOrder(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	events := restEvents()
+	reversed := slices.Clone(events)
+	slices.Reverse(reversed)
+	create(t, pool, "a")
+	applyEach(t, pool, "a", events)
+	create(t, pool, "b")
+	applyEach(t, pool, "b", reversed)
+	create(t, pool, "c")
+	inTx(t, pool, func(tx pgx.Tx) error { return Apply(context.Background(), tx, "c", reversed...) })
+	create(t, pool, "d") // twice over: applying again changes nothing
+	applyEach(t, pool, "d", append(slices.Clone(events), reversed...))
+	want := dumpPublic(t, pool, "a")
+	for _, schema := range []string{"b", "c", "d"} {
+		compareDumps(t, want, dumpPublic(t, pool, schema))
+	}
+	if got := want["attendance"]; len(got) != 3 {
+		t.Errorf("attendance rows = %v, want 3 intervals (2 from the newer snapshot, 1)", got)
+	}
+
+	ctx := context.Background()
+	var secs int
+	var share float64
+	err := pool.QueryRow(ctx, `SELECT seconds_attended, share_of_session FROM a.engagement WHERE registrant_key = '5100000000000000001'`).Scan(&secs, &share)
+	if err != nil || secs != 900 || share != 0.25 {
+		t.Errorf("engagement: %d s, share %v (%v); want the newer snapshot's 900 s, 0.25 of the hour", secs, share, err)
+	}
+	var avg float64
+	var total int
+	if err := pool.QueryRow(ctx, `SELECT avg_attendance_seconds, total_attendance_seconds FROM a.session_attendance`).Scan(&avg, &total); err != nil || avg != 1350 || total != 2700 {
+		t.Errorf("session_attendance: avg %v, total %d (%v); want 1350, 2700", avg, total, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT avg_attendance_seconds, total_attendance_seconds FROM a.webinar_conversion`).Scan(&avg, &total); err != nil || avg != 1350 || total != 2700 {
+		t.Errorf("webinar_conversion: avg %v, total %d (%v); want 1350, 2700", avg, total, err)
+	}
+}

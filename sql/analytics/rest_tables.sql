@@ -1,0 +1,42 @@
+-- The analytics schema: what reconcile learned from GoToWebinar's REST reporting API
+-- (turnout.session.snapshot and turnout.attendance.snapshot events; see the README's "Event
+-- log contract"). Created after schema.sql, before the views that read these tables.
+--
+-- Each row is the newest snapshot of its item in log order (src_offset): reconcile appends a
+-- snapshot only when what it fetched changed, so the later one is the later fetch. Applying
+-- the snapshots in any order, batching or number of times gives the same rows.
+
+-- One row per session that has been reconciled: its actual start and end (webhooks only know
+-- the schedule).
+CREATE TABLE {{schema}}.sessions (
+    webinar_key          text        NOT NULL,
+    session_key          text        NOT NULL,
+    start_time           timestamptz,
+    end_time             timestamptz,
+    registrants_attended integer,
+    src_offset           bigint      NOT NULL,
+    PRIMARY KEY (webinar_key, session_key)
+);
+
+-- One row per (webinar, session, registrant) who attended a reconciled session: GoTo's
+-- attendanceTimeInSeconds and the join/leave intervals it is the sum of.
+CREATE TABLE {{schema}}.session_attendees (
+    webinar_key        text    NOT NULL,
+    session_key        text    NOT NULL,
+    registrant_key     text    NOT NULL,
+    attendance_seconds integer NOT NULL,
+    intervals          jsonb   NOT NULL,
+    src_offset         bigint  NOT NULL,
+    PRIMARY KEY (webinar_key, session_key, registrant_key)
+);
+
+-- One row per (webinar, session, registrant, interval): each time the attendee joined and
+-- left, from the attendee's newest snapshot (a newer one replaces all of its rows).
+CREATE TABLE {{schema}}.attendance (
+    webinar_key    text        NOT NULL,
+    session_key    text        NOT NULL,
+    registrant_key text        NOT NULL,
+    join_time      timestamptz NOT NULL,
+    leave_time     timestamptz
+);
+CREATE INDEX attendance_attendee ON {{schema}}.attendance (webinar_key, session_key, registrant_key);
