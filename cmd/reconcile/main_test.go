@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/oauth2"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/turnout-analytics/turnout/internal/g2wsim/reporting"
 	"github.com/turnout-analytics/turnout/internal/ingest"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
+	"github.com/turnout-analytics/turnout/internal/projections"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
@@ -236,6 +238,47 @@ FROM watermill_gotowebinar_events WHERE event_name = 'turnout.attendance.snapsho
 	}
 	if !maps.Equal(got, truth) {
 		t.Errorf("attendance from the log (%d) differs from the emulator's ground truth (%d)", len(got), len(truth))
+	}
+
+	// The projection: analytics built from the whole log (as the projector's first build
+	// does) shows the same seconds in engagement.
+	if err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		if err := projections.Create(t.Context(), tx, "analytics_e2e"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(t.Context(), `SELECT "offset", received_at, payload::text FROM watermill_gotowebinar_events ORDER BY "offset"`)
+		if err != nil {
+			return err
+		}
+		var events []projections.Event
+		var payload string
+		var e projections.Event
+		if _, err := pgx.ForEachRow(rows, []any{&e.Offset, &e.ReceivedAt, &payload}, func() error {
+			e.Payload = []byte(payload)
+			events = append(events, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return projections.Apply(t.Context(), tx, "analytics_e2e", events...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	projected := map[reporting.AttendanceKey]int{}
+	rows, err = pool.Query(t.Context(), `SELECT webinar_key, session_key, registrant_key, seconds_attended FROM analytics_e2e.engagement`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k reporting.AttendanceKey
+	var secs int
+	if _, err := pgx.ForEachRow(rows, []any{&k.Webinar, &k.Session, &k.Registrant, &secs}, func() error {
+		projected[k] = secs
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(projected, truth) {
+		t.Errorf("analytics.engagement (%d rows) differs from the emulator's ground truth (%d)", len(projected), len(truth))
 	}
 
 	n := logCount(t, pool)
