@@ -155,6 +155,48 @@ func deliverWithHoles(t *testing.T, s *sim, pool *pgxpool.Pool, sc scenario.Scen
 	return report
 }
 
+// buildAnalytics builds schema from the whole log, as the projector's first build does, and
+// returns webinar_conversion's figures.
+func buildAnalytics(t *testing.T, pool *pgxpool.Pool, schema string) map[string]scenario.Figures {
+	t.Helper()
+	if err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		if err := projections.Create(t.Context(), tx, schema); err != nil {
+			return err
+		}
+		rows, err := tx.Query(t.Context(), `SELECT "offset", received_at, payload::text FROM watermill_gotowebinar_events ORDER BY "offset"`)
+		if err != nil {
+			return err
+		}
+		var events []projections.Event
+		var payload string
+		var e projections.Event
+		if _, err := pgx.ForEachRow(rows, []any{&e.Offset, &e.ReceivedAt, &payload}, func() error {
+			e.Payload = []byte(payload)
+			events = append(events, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return projections.Apply(t.Context(), tx, schema, events...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(t.Context(), "SELECT webinar_key, registrants, attendees FROM "+pgx.Identifier{schema, "webinar_conversion"}.Sanitize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]scenario.Figures{}
+	var w string
+	var f scenario.Figures
+	if _, err := pgx.ForEachRow(rows, []any{&w, &f.Registrants, &f.Attendees}, func() error {
+		out[w] = f
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // liveWebinars are the scenario's webinars that are not deleted: GoTo's REST API lists no
 // deleted webinar, so reconciliation cannot fill their holes.
 func liveWebinars(t *testing.T, sc scenario.Scenario) map[string]scenario.Figures {
@@ -196,6 +238,16 @@ func TestReconcileFillsHoles(t *testing.T) {
 	}
 	if wrong == 0 {
 		t.Fatal("with 20% of deliveries dropped every figure is still right: the test proves nothing")
+	}
+	conv := buildAnalytics(t, pool, "analytics_before")
+	wrong = 0
+	for w, f := range want {
+		if conv[w] != f {
+			wrong++
+		}
+	}
+	if wrong == 0 {
+		t.Fatal("webinar_conversion is right before reconcile: the test proves nothing")
 	}
 
 	var out strings.Builder
@@ -241,31 +293,15 @@ FROM watermill_gotowebinar_events WHERE event_name = 'turnout.attendance.snapsho
 	}
 
 	// The projection: analytics built from the whole log (as the projector's first build
-	// does) shows the same seconds in engagement.
-	if err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
-		if err := projections.Create(t.Context(), tx, "analytics_e2e"); err != nil {
-			return err
+	// does) shows every conversion figure of the full scenario, and the same seconds.
+	conv = buildAnalytics(t, pool, "analytics_after")
+	for w, f := range want {
+		if conv[w] != f {
+			t.Errorf("webinar_conversion of %s after reconcile: %+v, want %+v", w, conv[w], f)
 		}
-		rows, err := tx.Query(t.Context(), `SELECT "offset", received_at, payload::text FROM watermill_gotowebinar_events ORDER BY "offset"`)
-		if err != nil {
-			return err
-		}
-		var events []projections.Event
-		var payload string
-		var e projections.Event
-		if _, err := pgx.ForEachRow(rows, []any{&e.Offset, &e.ReceivedAt, &payload}, func() error {
-			e.Payload = []byte(payload)
-			events = append(events, e)
-			return nil
-		}); err != nil {
-			return err
-		}
-		return projections.Apply(t.Context(), tx, "analytics_e2e", events...)
-	}); err != nil {
-		t.Fatal(err)
 	}
 	projected := map[reporting.AttendanceKey]int{}
-	rows, err = pool.Query(t.Context(), `SELECT webinar_key, session_key, registrant_key, seconds_attended FROM analytics_e2e.engagement`)
+	rows, err = pool.Query(t.Context(), `SELECT webinar_key, session_key, registrant_key, seconds_attended FROM analytics_after.engagement`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ const (
 	// reconcile's snapshots that rest_snapshots.sql projects (internal/reconcile).
 	nameSessionSnapshot    = "turnout.session.snapshot"
 	nameAttendanceSnapshot = "turnout.attendance.snapshot"
+	nameRegistrantSnapshot = "turnout.registrant.snapshot"
 )
 
 // Apply applies events (any order, duplicates allowed) to schema inside tx. It sends its
@@ -141,6 +142,11 @@ func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 	}
 	if has(nameAdded) || has(nameJoined) {
 		b.Queue(st.registrants)
+	}
+	// A statement of its own after registrants.sql: each sees the rows the other wrote, so a
+	// registrant known from both a webhook and a snapshot of the batch is counted once.
+	if has(nameRegistrantSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restRegistrants)
 	}
 }
 

@@ -93,7 +93,7 @@ type statements struct {
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants, ceiling                                      string
-	restTables, restViews, restSnapshots                      string
+	restTables, restViews, restSnapshots, restRegistrants     string
 	park, progress                                            string
 }
 
@@ -133,20 +133,21 @@ func statementsFor(schema string) (*statements, error) {
 		stageEvents: stageFrom("projections/stage_from_events.sql"),
 		stageLog:    stageFrom("projections/stage_from_log.sql"),
 		// {{stage}} stays: PrefetchLog names a table per chunk.
-		prefetchLog:    strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
-		stageLast:      load("projections/stage_last.sql"),
-		webinarCreated: load("projections/webinar_created.sql"),
-		webinarChanged: load("projections/webinar_changed.sql"),
-		timesDelete:    load("projections/webinar_times_delete.sql"),
-		timesInsert:    load("projections/webinar_times_insert.sql"),
-		registrants:    load("projections/registrants.sql"),
-		restTables:     load("analytics/rest_tables.sql"),
-		restViews:      load("analytics/rest_views.sql"),
-		restSnapshots:  load("projections/rest_snapshots.sql"),
-		ceiling:        load("projections/ceiling.sql"),
-		park:           load("projections/park.sql"),
-		progress:       load("analytics/progress.sql"),
-		meta:           "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
+		prefetchLog:     strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
+		stageLast:       load("projections/stage_last.sql"),
+		webinarCreated:  load("projections/webinar_created.sql"),
+		webinarChanged:  load("projections/webinar_changed.sql"),
+		timesDelete:     load("projections/webinar_times_delete.sql"),
+		timesInsert:     load("projections/webinar_times_insert.sql"),
+		registrants:     load("projections/registrants.sql"),
+		restTables:      load("analytics/rest_tables.sql"),
+		restViews:       load("analytics/rest_views.sql"),
+		restSnapshots:   load("projections/rest_snapshots.sql"),
+		restRegistrants: load("projections/rest_registrants.sql"),
+		ceiling:         load("projections/ceiling.sql"),
+		park:            load("projections/park.sql"),
+		progress:        load("analytics/progress.sql"),
+		meta:            "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
 	}
 	if err != nil {
 		return nil, fmt.Errorf("render sql for %s: %w", schema, err)

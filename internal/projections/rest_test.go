@@ -78,3 +78,54 @@ func TestRESTSnapshotsAnyOrder(t *testing.T) {
 		t.Errorf("webinar_conversion: avg %v, total %d (%v); want 1350, 2700", avg, total, err)
 	}
 }
+
+// TestRESTRegistrantsFillInOnly: a registrant known only from REST is created, an attendee
+// known only from REST counts as attended (first join from the intervals), and a webhook's
+// attributes are never overwritten by a REST snapshot, in either order.
+func TestRESTRegistrantsFillInOnly(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	const s = "6100000000000000101"
+	events := []Event{
+		// The webhook: registered 10:00, with a source REST does not know.
+		ev(1, `{"eventName":"registrant.added","eventKey":"a1","eventVersion":"1.0.0","product":"g2w","webinarKey":9100000000000000101,"registrantKey":5100000000000000001,"email":"hook@example.com","firstName":"Hook","registrationSource":"LinkedIn","status":"APPROVED","timestamp":"2026-11-01T10:00:00.000Z"}`),
+		// REST, fetched later, says otherwise about the same registrant: ignored.
+		ev(2, snapshot("turnout.registrant.snapshot", "r1", "", "5100000000000000001",
+			`{"registrantKey":5100000000000000001,"email":"rest@example.com","firstName":"Rest","status":"APPROVED","registrationDate":"2026-11-01T10:00:00Z"}`)),
+		// Known only from REST: its registrant.added was missed.
+		ev(3, snapshot("turnout.registrant.snapshot", "r2", "", "5100000000000000002",
+			`{"registrantKey":5100000000000000002,"email":"only-rest@example.com","firstName":"Only","status":"WAITING","registrationDate":"2026-11-02T10:00:00Z","joinUrl":null}`)),
+		ev(4, snapshot("turnout.attendance.snapshot", "t2", s, "5100000000000000002",
+			`{"registrantKey":"5100000000000000002","attendanceTimeInSeconds":600,"attendance":[{"joinTime":"2026-11-09T15:20:00Z","leaveTime":"2026-11-09T15:25:00Z"},{"joinTime":"2026-11-09T15:02:00Z","leaveTime":"2026-11-09T15:07:00Z"}]}`)),
+		// An attendee REST knows, and no registrant event at all.
+		ev(5, snapshot("turnout.attendance.snapshot", "t3", s, "5100000000000000003",
+			`{"registrantKey":"5100000000000000003","email":"walk-in@example.com","firstName":"Walk","attendanceTimeInSeconds":60,"attendance":[{"joinTime":"2026-11-09T15:30:00Z","leaveTime":"2026-11-09T15:31:00Z"}]}`)),
+	}
+	reversed := slices.Clone(events)
+	slices.Reverse(reversed)
+	create(t, pool, "a")
+	applyEach(t, pool, "a", events)
+	create(t, pool, "b")
+	applyEach(t, pool, "b", reversed)
+	create(t, pool, "c")
+	inTx(t, pool, func(tx pgx.Tx) error { return Apply(context.Background(), tx, "c", events...) })
+	create(t, pool, "d")
+	applyEach(t, pool, "d", append(slices.Clone(reversed), events...))
+	want := dumpPublic(t, pool, "a")
+	for _, schema := range []string{"b", "c", "d"} {
+		compareDumps(t, want, dumpPublic(t, pool, schema))
+	}
+	ctx := context.Background()
+	var regs, atts int
+	if err := pool.QueryRow(ctx, `SELECT registrants, attendees FROM a.webinar_conversion`).Scan(&regs, &atts); err != nil || regs != 3 || atts != 2 {
+		t.Errorf("webinar_conversion: %d registrants, %d attendees (%v); want 3 and 2", regs, atts, err)
+	}
+	var email, source string
+	if err := pool.QueryRow(ctx, `SELECT email, registration_source FROM a.registrants WHERE registrant_key = '5100000000000000001'`).Scan(&email, &source); err != nil || email != "hook@example.com" || source != "LinkedIn" {
+		t.Errorf("the webhook's registrant: %s, %s (%v); want its own attributes kept", email, source, err)
+	}
+	var status, firstJoin string
+	if err := pool.QueryRow(ctx, `SELECT status, first_join::text FROM a.registrants WHERE registrant_key = '5100000000000000002'`).Scan(&status, &firstJoin); err != nil || status != "WAITING" || firstJoin != "2026-11-09 15:02:00+00" {
+		t.Errorf("the REST-only registrant: %s, first join %s (%v); want WAITING, the earliest interval", status, firstJoin, err)
+	}
+}
