@@ -129,3 +129,32 @@ func TestRESTRegistrantsFillInOnly(t *testing.T) {
 		t.Errorf("the REST-only registrant: %s, first join %s (%v); want WAITING, the earliest interval", status, firstJoin, err)
 	}
 }
+
+// TestStatusApart: DENIED and CANCELLED registrants are not counted as registrants (nor in the
+// rate's denominator); WAITING and DENIED have columns of their own.
+func TestStatusApart(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	added := func(offset int64, key, status, source string) Event {
+		return ev(offset, fmt.Sprintf(`{"eventName":"registrant.added","eventKey":"s%d","eventVersion":"1.0.0","product":"g2w","webinarKey":9100000000000000101,"registrantKey":%s,"email":"x%d@example.com","status":%q,"registrationSource":%q,"timestamp":"2026-11-01T10:00:00.000Z"}`, offset, key, offset, status, source))
+	}
+	events := []Event{
+		added(1, "5100000000000000001", "APPROVED", "Email"),
+		added(2, "5100000000000000002", "APPROVED", "Email"),
+		added(3, "5100000000000000003", "WAITING", "Email"),
+		added(4, "5100000000000000004", "DENIED", "Email"),
+		added(5, "5100000000000000005", "CANCELLED", "Email"),
+		ev(6, `{"eventName":"registrant.joined","eventKey":"j6","eventVersion":"1.0.0","product":"g2w","webinarKey":9100000000000000101,"registrantKey":5100000000000000001,"sessionKey":1,"joinTime":1794236400000,"timestamp":"2026-11-09T15:00:00.000Z"}`),
+	}
+	create(t, pool, "a")
+	applyEach(t, pool, "a", events)
+	ctx := context.Background()
+	for _, view := range []string{"webinar_conversion", "conversion_by_source"} {
+		var regs, atts, waiting, denied int
+		var rate float64
+		err := pool.QueryRow(ctx, `SELECT registrants, attendees, conversion_rate, waiting, denied FROM a.`+view).Scan(&regs, &atts, &rate, &waiting, &denied)
+		if err != nil || regs != 3 || atts != 1 || rate != 1.0/3 || waiting != 1 || denied != 1 {
+			t.Errorf("%s: registrants %d, attendees %d, rate %v, waiting %d, denied %d (%v); want 3, 1, 1/3, 1, 1", view, regs, atts, rate, waiting, denied, err)
+		}
+	}
+}

@@ -2,15 +2,19 @@
 -- schema ({{schema}}), so a shadow schema can be built and then renamed into place.
 
 -- Registrants, attendees and conversion per webinar, from the maintained counters, so it
--- answers in constant time per webinar however many registrants there are.
+-- answers in constant time per webinar however many registrants there are. Registrants
+-- DENIED or CANCELLED are not counted as registrants (nor in the rate's denominator); the
+-- few registrants whose status sets them apart are counted through a partial index.
 CREATE VIEW {{schema}}.webinar_conversion AS
 SELECT w.webinar_key,
        w.title            AS webinar_title,
        w.status,
-       w.registrant_count AS registrants,
+       w.registrant_count - x.excluded AS registrants,
        w.attendee_count   AS attendees,
-       CASE WHEN w.registrant_count > 0
-            THEN w.attendee_count::numeric / w.registrant_count END AS conversion_rate,
+       CASE WHEN w.registrant_count - x.excluded > 0
+            THEN w.attendee_count::numeric / (w.registrant_count - x.excluded) END AS conversion_rate,
+       x.waiting,
+       x.denied,
        -- From the REST reporting API (reconcile): per attendance of a session; NULL until
        -- a session of the webinar is reconciled.
        t.avg_attendance_seconds,
@@ -21,16 +25,27 @@ LEFT JOIN LATERAL (
            sum(a.attendance_seconds)           AS total_attendance_seconds
     FROM {{schema}}.session_attendees a
     WHERE a.webinar_key = w.webinar_key
-) t ON true;
+) t ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE r.status IN ('DENIED', 'CANCELLED')) AS excluded,
+           count(*) FILTER (WHERE r.status = 'WAITING')                AS waiting,
+           count(*) FILTER (WHERE r.status = 'DENIED')                 AS denied
+    FROM {{schema}}.registrants r
+    WHERE r.webinar_key = w.webinar_key AND r.status IN ('DENIED', 'CANCELLED', 'WAITING')
+) x;
 
 -- The same per registration source ("share your webinar" attribution). Registrants known
--- only from a join have no source (NULL).
+-- only from a join have no source (NULL). DENIED and CANCELLED are not registrants here either.
 CREATE VIEW {{schema}}.conversion_by_source AS
 SELECT r.webinar_key,
        r.registration_source,
-       count(*)            AS registrants,
+       count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED')) AS registrants,
        count(r.first_join) AS attendees,
-       count(r.first_join)::numeric / count(*) AS conversion_rate
+       CASE WHEN count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED')) > 0
+            THEN count(r.first_join)::numeric / count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED'))
+       END AS conversion_rate,
+       count(*) FILTER (WHERE r.status = 'WAITING') AS waiting,
+       count(*) FILTER (WHERE r.status = 'DENIED')  AS denied
 FROM {{schema}}.registrants r
 GROUP BY r.webinar_key, r.registration_source;
 
