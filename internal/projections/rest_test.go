@@ -158,3 +158,23 @@ func TestStatusApart(t *testing.T) {
 		}
 	}
 }
+
+// TestRESTSnapshotFieldsNeverFail: malformed values in a snapshot are NULL (or 0 seconds, no
+// intervals); the event still applies.
+func TestRESTSnapshotFieldsNeverFail(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	const s = "6100000000000000101"
+	events := []Event{
+		ev(1, snapshot("turnout.session.snapshot", "m1", s, "", `{"startTime":"yesterday-ish","endTime":12,"registrantsAttended":"many"}`)),
+		ev(2, snapshot("turnout.attendance.snapshot", "m2", s, "5100000000000000009", `{"attendanceTimeInSeconds":1e999,"attendance":{"joinTime":"x"}}`)),
+		ev(3, snapshot("turnout.attendance.snapshot", "m3", s, "5100000000000000008", `{"attendanceTimeInSeconds":-5,"attendance":[1,{"joinTime":"not a time"},{"joinTime":"2026-11-09T15:00:00Z","leaveTime":"soon"}]}`)),
+		ev(4, snapshot("turnout.registrant.snapshot", "m4", "", "5100000000000000007", `{"registrationDate":"2026-13-45T99:00:00Z","status":7}`)),
+	}
+	create(t, pool, "a")
+	applyEach(t, pool, "a", events)
+	d := dumpPublic(t, pool, "a")
+	if len(d["sessions"]) != 1 || len(d["session_attendees"]) != 2 || len(d["attendance"]) != 1 || len(d["registrants"]) != 3 {
+		t.Fatalf("malformed snapshots: sessions %v, attendees %v, attendance %v, registrants %v", d["sessions"], d["session_attendees"], d["attendance"], d["registrants"])
+	}
+}

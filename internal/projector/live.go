@@ -20,6 +20,10 @@ import (
 // maxFailureBackoff caps the wait between failed batches (the database is down, say).
 const maxFailureBackoff = 5 * time.Second
 
+// lagGaugeLimit is where the lag_events gauge saturates: counting further would make the
+// refresh compete with the catch-up it measures (see eventlog.LagAtMost).
+const lagGaugeLimit = 100_000
+
 // ErrPermission is returned by Run when the projector's role may not do what a batch
 // needs. It stops the projector instead of retrying for ever: the cause is a deployment
 // mistake, typically an analytics schema swapped in by a rebuild run as another role.
@@ -76,10 +80,11 @@ func (p *Projector) Run(ctx context.Context) error {
 }
 
 // adapt returns the next batch limit: doubled after a full batch that took less than the
-// target (there is a backlog, and the batch can grow), halved after one that took more.
+// target (there is a backlog, and the batch can grow), halved after one that took more
+// than twice the target (the band between keeps the limit from oscillating).
 func (p *Projector) adapt(limit int, b batch) int {
 	switch {
-	case b.took > p.cfg.BatchTarget:
+	case b.took > 2*p.cfg.BatchTarget:
 		return max(p.cfg.MinBatch, limit/2)
 	case b.events >= int64(limit):
 		return min(p.cfg.MaxBatch, 2*limit)
@@ -225,7 +230,7 @@ func (p *Projector) refreshLag(ctx context.Context) {
 		pos, err := eventlog.ReadPosition(ctx, p.pool, ConsumerGroup)
 		if err == nil {
 			var l eventlog.Lag
-			if l, err = eventlog.LagAfter(ctx, p.pool, pos); err == nil {
+			if l, err = eventlog.LagAtMost(ctx, p.pool, pos, lagGaugeLimit); err == nil {
 				p.metrics.LagEvents.Set(float64(l.Events))
 				p.metrics.LagSeconds.Set(l.Seconds)
 			}

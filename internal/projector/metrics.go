@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		LagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "turnout_projector_lag_events",
-			Help: "Committed log rows after the live projector's position.",
+			Help: "Committed log rows after the live projector's position (counted up to 100,000).",
 		}),
 		LagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "turnout_projector_lag_seconds",

@@ -1,8 +1,12 @@
 package rebuild
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestRateETA(t *testing.T) {
@@ -27,5 +31,28 @@ func TestRateETA(t *testing.T) {
 				t.Errorf("eta = (%v, %v), want (%v, %v)", perSecond, eta, tt.perSecond, tt.eta)
 			}
 		})
+	}
+}
+
+func TestEventFault(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"bad cast", &pgconn.PgError{Code: "22007"}, true},
+		{"numeric overflow", &pgconn.PgError{Code: "22003"}, true},
+		{"not null", fmt.Errorf("apply: %w", &pgconn.PgError{Code: "23502"}), true},
+		{"index row too large", &pgconn.PgError{Code: "54000"}, true},
+		{"permission", &pgconn.PgError{Code: "42501"}, false},
+		{"missing table", &pgconn.PgError{Code: "42P01"}, false},
+		{"deadlock", &pgconn.PgError{Code: "40P01"}, false},
+		{"shutdown", &pgconn.PgError{Code: "57P01"}, false},
+		{"cancelled", context.Canceled, false},
+	} {
+		if got := EventFault(tt.err); got != tt.want {
+			t.Errorf("%s: EventFault(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
 	}
 }

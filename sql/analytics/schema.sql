@@ -116,3 +116,61 @@ CREATE TABLE {{schema}}._parked (
 );
 COMMENT ON TABLE {{schema}}._parked IS
     'Log rows the projector could not apply; the stream went on without them. Position, GoTo eventKey and eventName, last error.';
+
+-- Lenient parsing. The projections never fail an accepted event because of a field value
+-- (issue 10): a value PostgreSQL cannot take is NULL, and the rest of the event applies.
+-- Each has a fast path for the shapes live GoTo sends, which cannot fail, and a slow path
+-- (plpgsql, whose exception block costs a subtransaction) for everything else.
+
+-- _timestamptz parses an ISO-8601 (or any PostgreSQL-readable) time; NULL when it does not
+-- parse or is out of PostgreSQL's range (a year 0 that Go accepts, say). The fast path's
+-- pattern only admits values that are valid: years 1900-2099, days up to 28.
+CREATE FUNCTION {{schema}}._timestamptz_slow(v text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN v::timestamptz;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END
+$$;
+-- SQL-standard bodies (BEGIN ATOMIC) are parsed at creation and refer to what they call by
+-- identity, not by name: they keep working when a rebuild renames the schema.
+CREATE FUNCTION {{schema}}._timestamptz(v text) RETURNS timestamptz
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE
+        WHEN v IS NULL THEN NULL
+        WHEN v ~ '^(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-](0\d|1[0-4]):?[0-5]\d)$'
+            THEN v::timestamptz
+        ELSE {{schema}}._timestamptz_slow(v)
+    END;
+END;
+
+-- _epoch_ms turns epoch milliseconds (joinTime) into a time; NULL unless it is a whole
+-- number of at most 15 digits (about 31,000 years: always in range).
+CREATE FUNCTION {{schema}}._epoch_ms(v text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN v ~ '^\d{1,15}$' THEN timestamptz 'epoch' + v::bigint * interval '1 millisecond' END;
+END;
+
+-- _jsonb converts a stored payload (json: the delivery's bytes) to jsonb. The one thing the
+-- log's json keeps and jsonb refuses is a number beyond numeric's range (1e1000000): such a
+-- number becomes null and the event applies. (\u0000 and unpaired surrogates never reach
+-- here: the log's generated columns already refuse them.)
+CREATE FUNCTION {{schema}}._jsonb_slow(v json) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    BEGIN
+        RETURN v::jsonb;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        NULL; -- repaired below
+    END;
+    RETURN regexp_replace(v::text, '-?\d+(\.\d+)?[eE][+-]?\d{5,}', 'null', 'g')::jsonb;
+END
+$$;
+CREATE FUNCTION {{schema}}._jsonb(v json) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN v::text !~ '[eE][+-]?\d{5}' THEN v::jsonb ELSE {{schema}}._jsonb_slow(v) END;
+END;

@@ -24,11 +24,13 @@ WITH ranked AS (
            s.p -> 'snapshot' ->> 'email' AS email,
            s.p -> 'snapshot' ->> 'firstName' AS first_name,
            s.p -> 'snapshot' ->> 'lastName' AS last_name,
-           CASE WHEN s.name = 'turnout.registrant.snapshot' THEN (s.p -> 'snapshot' ->> 'registrationDate')::timestamptz END AS registration_date,
+           CASE WHEN s.name = 'turnout.registrant.snapshot' THEN {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'registrationDate') END AS registration_date,
            CASE WHEN s.name = 'turnout.registrant.snapshot' THEN s.p -> 'snapshot' ->> 'status' END AS status,
            CASE WHEN s.name = 'turnout.registrant.snapshot' THEN s.p -> 'snapshot' ->> 'joinUrl' END AS join_url,
            CASE WHEN s.name = 'turnout.attendance.snapshot' THEN
-               (SELECT min((i ->> 'joinTime')::timestamptz) FROM jsonb_array_elements(s.p -> 'snapshot' -> 'attendance') i)
+               (SELECT min({{schema}}._timestamptz(i ->> 'joinTime'))
+                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.p -> 'snapshot' -> 'attendance') = 'array'
+                                               THEN s.p -> 'snapshot' -> 'attendance' ELSE '[]' END) i)
            END AS join_time
     FROM pg_temp.turnout_stage s
     WHERE s.name IN ('turnout.registrant.snapshot', 'turnout.attendance.snapshot')

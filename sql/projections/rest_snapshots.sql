@@ -7,14 +7,15 @@
 -- 3. gone/the INSERT: the changed attendees' interval rows are replaced. All parts of one
 --    statement see the same snapshot, so the DELETE removes only the old rows, never the
 --    ones the INSERT adds.
--- The snapshot's own fields are under payload.snapshot, as GoTo sent them.
+-- The snapshot's own fields are under payload.snapshot, as GoTo sent them. A field value
+-- PostgreSQL cannot take is NULL (0 seconds, no intervals), never a failed event (issue 10).
 WITH sess AS (
     INSERT INTO {{schema}}.sessions AS t (webinar_key, session_key, start_time, end_time, registrants_attended, src_offset)
     SELECT DISTINCT ON (s.wk, s.session_key)
            s.wk, s.session_key,
-           (s.p -> 'snapshot' ->> 'startTime')::timestamptz,
-           (s.p -> 'snapshot' ->> 'endTime')::timestamptz,
-           (s.p -> 'snapshot' ->> 'registrantsAttended')::integer,
+           {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'startTime'),
+           {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'endTime'),
+           CASE WHEN s.p -> 'snapshot' ->> 'registrantsAttended' ~ '^\d{1,9}$' THEN (s.p -> 'snapshot' ->> 'registrantsAttended')::integer END,
            s.pos
     FROM pg_temp.turnout_stage s
     WHERE s.name = 'turnout.session.snapshot'
@@ -28,8 +29,8 @@ WITH sess AS (
     INSERT INTO {{schema}}.session_attendees AS t (webinar_key, session_key, registrant_key, attendance_seconds, intervals, src_offset)
     SELECT DISTINCT ON (s.wk, s.session_key, s.rk)
            s.wk, s.session_key, s.rk,
-           (s.p -> 'snapshot' ->> 'attendanceTimeInSeconds')::integer,
-           coalesce(s.p -> 'snapshot' -> 'attendance', '[]'),
+           coalesce(CASE WHEN s.p -> 'snapshot' ->> 'attendanceTimeInSeconds' ~ '^\d{1,9}$' THEN (s.p -> 'snapshot' ->> 'attendanceTimeInSeconds')::integer END, 0),
+           CASE WHEN jsonb_typeof(s.p -> 'snapshot' -> 'attendance') = 'array' THEN s.p -> 'snapshot' -> 'attendance' ELSE '[]' END,
            s.pos
     FROM pg_temp.turnout_stage s
     WHERE s.name = 'turnout.attendance.snapshot'
@@ -47,6 +48,6 @@ WITH sess AS (
 )
 INSERT INTO {{schema}}.attendance (webinar_key, session_key, registrant_key, join_time, leave_time)
 SELECT att.webinar_key, att.session_key, att.registrant_key,
-       (i ->> 'joinTime')::timestamptz, (i ->> 'leaveTime')::timestamptz
+       {{schema}}._timestamptz(i ->> 'joinTime'), {{schema}}._timestamptz(i ->> 'leaveTime')
 FROM att, jsonb_array_elements(att.intervals) i
-WHERE i ->> 'joinTime' IS NOT NULL
+WHERE {{schema}}._timestamptz(i ->> 'joinTime') IS NOT NULL

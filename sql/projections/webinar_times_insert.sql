@@ -1,6 +1,6 @@
 -- The schedule is the times[] of the winning layer: changed, else created.
 INSERT INTO {{schema}}.webinar_times (webinar_key, start_time, end_time)
-SELECT DISTINCT w.webinar_key, (t.v ->> 'startTime')::timestamptz, (t.v ->> 'endTime')::timestamptz
+SELECT DISTINCT w.webinar_key, {{schema}}._timestamptz(t.v ->> 'startTime'), {{schema}}._timestamptz(t.v ->> 'endTime')
 FROM {{schema}}.webinars w
 JOIN (SELECT DISTINCT s.wk AS webinar_key
       FROM pg_temp.turnout_stage s
