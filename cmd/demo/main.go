@@ -1,15 +1,19 @@
 // Command demo runs Turnout end to end on an embedded default: a local GoToWebinar
-// (bin/g2wsim), ingest and the projector against DATABASE_URL (make demo provides a
-// throwaway PostgreSQL). It wires them the way a user wires Turnout to a real account —
-// `g2wctl secret create` for ingest's key, `g2wctl setup` for the webhooks and user
-// subscriptions, `g2wctl doctor` to check them — then has the emulator deliver a
+// (bin/g2wsim) with two organizers, ingest and the projector against DATABASE_URL (make demo
+// provides a throwaway PostgreSQL). It wires them the way a company wires Turnout to a real
+// account — `g2wctl login` once per organizer (the demo plays the browser), `g2wctl secret
+// create` for ingest's key, ingest started with it (so it answers GoTo's callback check),
+// `g2wctl setup` for the webhooks and every organizer's user subscriptions, `g2wctl doctor`
+// to check each organizer and event — then has the emulator deliver a
 // deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs,
 // sends one forged and one not-yet-understood delivery itself, waits until analytics shows
-// exactly the figures the scenario implies, and prints the conversion tables. It keeps
+// exactly the figures the scenario implies, and prints the conversion tables, each webinar
+// with its organizer (the scenario's webinars are shared between the two). It keeps
 // everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +85,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// A local GoToWebinar: its management API, OAuth2 server and delivery engine.
 	g2wsim, err := start(ctx, "g2wsim", append(os.Environ(), "G2WSIM_ADDR="+simAddr,
 		"G2WSIM_CLIENT_ID="+demoClientID, "G2WSIM_CLIENT_SECRET="+demoClientSecret,
-		"G2WSIM_SEED=2026", "G2WSIM_SHUFFLE=true", "G2WSIM_DUPLICATES=0.2"), logDir)
+		"G2WSIM_SEED=2026", "G2WSIM_SHUFFLE=true", "G2WSIM_DUPLICATES=0.2", "G2WSIM_ORGANIZERS="+strconv.Itoa(len(organizers))), logDir)
 	if err != nil {
 		return err
 	}
@@ -88,11 +93,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := waitOK(ctx, sim+"/oauth/authorize?response_type=code&client_id="+demoClientID+"&redirect_uri=http://127.0.0.1/", 30*time.Second, http.StatusFound); err != nil {
 		return fmt.Errorf("g2wsim did not come up (see %s): %w", g2wsim.log, err)
 	}
+	g2wctlEnv := append(os.Environ(), "G2W_CLIENT_ID="+demoClientID, "G2W_CLIENT_SECRET="+demoClientSecret,
+		"G2W_API_URL="+sim+"/G2W/rest/v2", "G2W_AUTH_URL="+sim+"/oauth", "G2W_CLIENT_CREDENTIALS=false",
+		"G2W_TOKEN_FILE="+filepath.Join(logDir, "g2w-token.json"))
 	g2wctl := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "g2wctl"), args...)
-		cmd.Env = append(os.Environ(), "G2W_CLIENT_ID="+demoClientID, "G2W_CLIENT_SECRET="+demoClientSecret,
-			"G2W_API_URL="+sim+"/G2W/rest/v2", "G2W_AUTH_URL="+sim+"/oauth", "G2W_CLIENT_CREDENTIALS=true",
-			"G2W_TOKEN_FILE="+filepath.Join(logDir, "g2w-token.json"))
+		cmd.Env = g2wctlEnv
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		if err := cmd.Run(); err != nil {
@@ -101,8 +107,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return out.String(), nil
 	}
 
-	// The secret key first: ingest needs it to verify what GoTo will sign.
-	out, err := g2wctl("secret", "create")
+	// Each organizer logs in with their own account: GoTo delivers an organizer's events only
+	// through subscriptions made with their own token.
+	for _, o := range organizers {
+		if err := login(ctx, g2wctlEnv, o.profile, o.email); err != nil {
+			return err
+		}
+	}
+	// The secret key first: ingest needs it to verify what GoTo will sign, and must be up,
+	// answering GoTo's GET on the callback, before setup creates the webhooks.
+	out, err := g2wctl("secret", "create", "--profile", organizers[0].profile)
 	if err != nil {
 		return err
 	}
@@ -139,7 +153,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "g2wctl setup against the local GoToWebinar at %s; g2wctl doctor:\n%s\n", sim, indent(doctor))
+	fmt.Fprintf(stdout, "g2wctl login for %d organizers, then setup against the local GoToWebinar at %s; g2wctl doctor:\n%s\n",
+		len(organizers), sim, indent(doctor))
 
 	report, err := simulate(ctx, sim)
 	if err != nil {
@@ -166,12 +181,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	exp := expected(report.Expected)
 	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, each webinar as the scenario says.\n",
 		exp.registrants, exp.attendees, exp.webinars)
+	if err := checkOrganizers(ctx, conn, organizers); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Every organizer's webinars are there: %d organizers.\n", len(organizers))
 
 	for _, q := range []struct{ title, sql string }{
-		{"analytics.webinar_conversion", `SELECT webinar_key, webinar_title, coalesce(status, '') AS status, registrants, attendees,
-			coalesce(round(conversion_rate * 100, 1)::text || ' %', '') AS conversion FROM analytics.webinar_conversion ORDER BY webinar_key`},
-		{"analytics.conversion_by_source", `SELECT webinar_key, coalesce(registration_source, '(none)') AS registration_source, registrants, attendees,
-			coalesce(round(conversion_rate * 100, 1)::text || ' %', '') AS conversion FROM analytics.conversion_by_source ORDER BY webinar_key, registration_source`},
+		{"analytics.webinar_conversion", `SELECT c.webinar_key, w.organizer_key, c.webinar_title, coalesce(c.status, '') AS status, c.registrants, c.attendees,
+			coalesce(round(c.conversion_rate * 100, 1)::text || ' %', '') AS conversion
+			FROM analytics.webinar_conversion c JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, c.webinar_key`},
+		{"analytics.conversion_by_source", `SELECT s.webinar_key, w.organizer_key, coalesce(s.registration_source, '(none)') AS registration_source, s.registrants, s.attendees,
+			coalesce(round(s.conversion_rate * 100, 1)::text || ' %', '') AS conversion
+			FROM analytics.conversion_by_source s JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, s.webinar_key, registration_source`},
 	} {
 		if err := printQuery(ctx, stdout, conn, q.title, q.sql); err != nil {
 			return err
@@ -190,6 +211,73 @@ Connect:
 	}
 	fmt.Fprintln(stdout, "\nEverything keeps running; press Ctrl-C to stop (the throwaway database goes with it).")
 	<-ctx.Done()
+	return nil
+}
+
+// demoOrganizer is one organizer of the emulated account and the g2wctl profile they log in as.
+type demoOrganizer struct{ profile, email, key string }
+
+// organizers are g2wsim's first two (g2wsim.DefaultOrganizers), logged in as two profiles.
+var organizers = func() []demoOrganizer {
+	var out []demoOrganizer
+	for i, o := range g2wsim.DefaultOrganizers(2) {
+		out = append(out, demoOrganizer{profile: []string{"alice", "bob"}[i], email: o.Email, key: o.Key})
+	}
+	return out
+}()
+
+// login runs `g2wctl login` for one organizer and plays the browser: it follows the URL that
+// login prints to the emulator's authorize endpoint, which redirects back to login's listener.
+func login(ctx context.Context, env []string, profile, email string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "g2wctl"), "login", "--profile", profile, "--login-hint", email, "--timeout", "30s")
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return fmt.Errorf("g2wctl login: %w", err)
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start g2wctl login: %w", err)
+	}
+	var said strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		said.WriteString(line + "\n")
+		if strings.HasPrefix(line, "http://") || strings.HasPrefix(line, "https://") {
+			resp, err := http.Get(line)
+			if err != nil {
+				return fmt.Errorf("follow the login URL: %w", err)
+			}
+			_ = resp.Body.Close()
+			break
+		}
+	}
+	_, _ = io.Copy(io.Discard, stderr)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("g2wctl login --profile %s: %w\n%s", profile, err, said.String())
+	}
+	return nil
+}
+
+// checkOrganizers checks analytics holds webinars of every organizer, and of no other.
+func checkOrganizers(ctx context.Context, conn *pgx.Conn, orgs []demoOrganizer) error {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT organizer_key FROM analytics.webinars ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("query organizers: %w", err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read organizers: %w", err)
+	}
+	var want []string
+	for _, o := range orgs {
+		want = append(want, o.key)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("analytics.webinars has organizers %v, want %v", got, want)
+	}
 	return nil
 }
 

@@ -13,7 +13,8 @@ import (
 // TestDemoEndToEnd is issue 4's end-to-end path on the real binaries: g2wctl secret create
 // and setup against g2wsim, g2wctl doctor, g2wsim delivering a shuffled scenario with
 // redeliveries as signed POSTs, ingest, the projector, and analytics.webinar_conversion
-// equal, webinar by webinar, to the figures the scenario implies (run fails otherwise).
+// equal, webinar by webinar, to the figures the scenario implies (run fails otherwise), with
+// the webinars of both organizers (each logged in with g2wctl login) in analytics.
 func TestDemoEndToEnd(t *testing.T) {
 	bin := t.TempDir()
 	out, err := exec.Command("go", "build", "-o", bin+"/", "../ingest", "../projector", "../g2wsim", "../g2wctl").CombinedOutput()
@@ -27,7 +28,9 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err := run(ctx, func(k string) string { return env[k] }, &stdout); err != nil {
 		t.Fatalf("demo: %v\n%s", err, stdout.String())
 	}
-	for _, want := range []string{"[ok]   callback", "each webinar as the scenario says", "analytics.webinar_conversion", "DELETED", "refused (401)"} {
+	for _, want := range []string{"[ok]   callback", "each webinar as the scenario says", "analytics.webinar_conversion", "DELETED", "refused (401)",
+		"[ok]   organizer alice (8100000000000000001) webinar.created: ACTIVE", "[ok]   organizer bob (8100000000000000002) registrant.joined: ACTIVE",
+		"Every organizer's webinars are there: 2 organizers"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout.String())
 		}

@@ -24,6 +24,8 @@ type config struct {
 	AuthURL           string // --auth-url, G2W_AUTH_URL; default DefaultAuthURL
 	TokenFile         string // --token-file, G2W_TOKEN_FILE; default g2wctl.DefaultPath
 	ClientCredentials bool   // --client-credentials, G2W_CLIENT_CREDENTIALS: client_credentials grant
+	Profile           string // --profile, G2W_PROFILE: the organizer a one-user command acts as
+	SecretKeys        string // G2W_SECRET_KEYS: ingest's keys, when set here (setup, secret rotate)
 }
 
 // command is one parsed invocation: its flag set (with the common flags bound), the config
@@ -51,6 +53,8 @@ func newCommand(name, usage string, getenv func(string) string, stderr io.Writer
 	c.env.String(&c.cfg.AuthURL, "auth-url", "G2W_AUTH_URL", "OAuth2 server base URL (…/authorize, …/token)")
 	c.env.String(&c.cfg.TokenFile, "token-file", "G2W_TOKEN_FILE", "token and secret-key file (default $XDG_CONFIG_HOME/turnout/g2w-token.json)")
 	c.env.Bool(&c.cfg.ClientCredentials, "client-credentials", "G2W_CLIENT_CREDENTIALS", "use the client_credentials grant instead of the stored login token")
+	c.env.String(&c.cfg.Profile, "profile", "G2W_PROFILE", "organizer profile to act as (default: the only one, else \"default\")")
+	c.env.Env(envflag.StringValue(&c.cfg.SecretKeys), "G2W_SECRET_KEYS")
 	return c
 }
 

@@ -5,12 +5,14 @@
 // and prints.
 //
 // The token file (default $XDG_CONFIG_HOME/turnout/g2w-token.json, mode 0600, replaced
-// atomically) holds the OAuth2 token from `login`, rewritten on every refresh, and the webhook
-// secret key `setup` or `secret create` last made, tagged with the API URL it belongs to. GoTo
-// returns a key's value only when creating it, so keeping it is what lets a re-run of setup print
-// G2W_SECRET_KEYS again without creating (and rotating to) a new key. Delete the secretKey entry
-// to make setup create a fresh one. With --client-credentials (automation, g2wsim) no token is
-// stored, only the secret key.
+// atomically) holds one profile per organizer logged in with `login --profile NAME` (the
+// OAuth2 token, rewritten on every refresh), and the webhook secret keys g2wctl created, each
+// tagged with the API URL it belongs to. GoTo returns a key's value only when creating it, so
+// keeping them is what lets a re-run of setup print G2W_SECRET_KEYS again, and `secret rotate`
+// print old and new. setup never creates a key when one is recorded or G2W_SECRET_KEYS is set,
+// nor on an application that already has webhooks: a key valid at once would make ingest
+// refuse every delivery. With --client-credentials (automation, g2wsim) no token is stored,
+// only the secret keys.
 package main
 
 import (

@@ -38,9 +38,16 @@ type fixture struct {
 	env       map[string]string
 }
 
+// newFixture starts an emulator with the default visibility delay (1s, so setup's waits run).
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	sim, err := g2wsim.New(g2wsim.Config{ClientID: testClientID, ClientSecret: testClientSecret})
+	return newFixtureWith(t, g2wsim.Config{})
+}
+
+func newFixtureWith(t *testing.T, cfg g2wsim.Config) *fixture {
+	t.Helper()
+	cfg.ClientID, cfg.ClientSecret = testClientID, testClientSecret
+	sim, err := g2wsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +114,19 @@ var cc = map[string]string{"G2W_CLIENT_CREDENTIALS": "true"}
 // api returns a client of the sim authenticated with client credentials, to check its state.
 func (f *fixture) api(t *testing.T) *g2wapi.Client {
 	t.Helper()
+	return f.apiAs(t, "")
+}
+
+// apiAs returns a client of the sim for the organizer hint names ("" the first).
+func (f *fixture) apiAs(t *testing.T, hint string) *g2wapi.Client {
+	t.Helper()
 	conf := clientcredentials.Config{ClientID: testClientID, ClientSecret: testClientSecret,
 		TokenURL: f.sim.URL + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
-	c, err := g2wapi.New(g2wapi.Config{BaseURL: f.sim.URL + g2wsim.BasePath, HTTPClient: conf.Client(t.Context())})
+	if hint != "" {
+		conf.EndpointParams = url.Values{"login_hint": {hint}}
+	}
+	c, err := g2wapi.New(g2wapi.Config{BaseURL: f.sim.URL + g2wsim.BasePath, HTTPClient: conf.Client(t.Context()),
+		Limiter: g2wapi.NewLimiter(1000)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +200,7 @@ func TestSetupAndDoctor(t *testing.T) {
 			t.Errorf("subscription %+v: want ACTIVE", s)
 		}
 	}
-	if file := f.loadFile(t); file.SecretKey == nil || file.SecretKey.Value != secret {
+	if file := f.loadFile(t); len(file.SecretKeys) != 1 || file.SecretKeys[0].Value != secret {
 		t.Errorf("token file does not keep the secret key printed")
 	}
 
@@ -204,6 +221,7 @@ func TestSetupAndDoctor(t *testing.T) {
 	}
 
 	out, _, err = f.run(t, cc, "doctor", "--callback", f.callbackURL())
+	// 4 webhooks, 4 subscriptions of the one organizer, the callback.
 	if err != nil || strings.Contains(out, "[FAIL]") || strings.Count(out, "[ok]") != 9 {
 		t.Fatalf("doctor on a complete setup: %v\n%s", err, out)
 	}
@@ -237,7 +255,7 @@ func TestSetupAndDoctor(t *testing.T) {
 
 func TestResourceCommands(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixtureWith(t, g2wsim.Config{VisibilityDelay: -1})
 	out, _, err := f.run(t, cc, "webhooks", "create", "--callback", f.callbackURL(), "--events", "registrant.added")
 	if err != nil {
 		t.Fatalf("webhooks create: %v", err)
@@ -319,7 +337,7 @@ func TestLoginAndRefresh(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	first := f.loadFile(t).Token
+	first := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token
 	if first == nil || first.AccessToken == "" || first.RefreshToken == "" {
 		t.Fatalf("login stored %+v; want access and refresh tokens", first)
 	}
@@ -328,7 +346,7 @@ func TestLoginAndRefresh(t *testing.T) {
 	if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
 		t.Fatalf("webhooks list with the stored token: %v", err)
 	}
-	if got := f.loadFile(t).Token; got.AccessToken != first.AccessToken {
+	if got := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token; got.AccessToken != first.AccessToken {
 		t.Error("a valid token was replaced")
 	}
 
@@ -340,7 +358,7 @@ func TestLoginAndRefresh(t *testing.T) {
 		if _, _, err := f.run(t, nil, "webhooks", "list"); err != nil {
 			t.Fatalf("refresh %d: %v", i, err)
 		}
-		got := f.loadFile(t).Token
+		got := f.loadFile(t).Profiles[g2wctl.DefaultProfile].Token
 		if got.AccessToken == prev.AccessToken || got.RefreshToken != first.RefreshToken || !got.Expiry.After(time.Now()) {
 			t.Errorf("refresh %d stored access changed=%v refresh kept=%v expiry %v",
 				i, got.AccessToken != prev.AccessToken, got.RefreshToken == first.RefreshToken, got.Expiry)
@@ -353,7 +371,9 @@ func TestLoginAndRefresh(t *testing.T) {
 func expire(t *testing.T, path string) {
 	t.Helper()
 	store := &g2wctl.Store{Path: path}
-	if err := store.Update(func(f *g2wctl.File) { f.Token.Expiry = time.Now().Add(-time.Minute) }); err != nil {
+	if err := store.Update(func(f *g2wctl.File) {
+		f.Profiles[g2wctl.DefaultProfile].Token.Expiry = time.Now().Add(-time.Minute)
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -452,5 +472,184 @@ func TestConfigErrorsNameVariables(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}
+	}
+}
+
+// login runs `g2wctl login --profile profile --login-hint hint`, playing the browser: it
+// follows the URL login prints to the emulator's authorize endpoint and back.
+func (f *fixture) login(t *testing.T, profile, hint string) string {
+	t.Helper()
+	urls := make(chan string, 1)
+	stderr := &urlWriter{urls: urls}
+	done := make(chan error, 1)
+	var stdout syncBuffer
+	go func() {
+		done <- run(t.Context(), []string{"login", "--profile", profile, "--login-hint", hint, "--timeout", "30s"}, f.getenv(nil), &stdout, stderr)
+	}()
+	select {
+	case u := <-urls:
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	case err := <-done:
+		t.Fatalf("login ended before printing a URL: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("login printed no URL")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("login %s: %v", profile, err)
+	}
+	return stdout.String()
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, args := range [][]string{{"-h"}, {"secret", "-h"}, {"secret", "--help"}, {"webhooks", "-h"}, {"subscriptions", "-h"},
+		{"setup", "-h"}, {"secret", "rotate", "-h"}, {"login", "-h"}} {
+		if _, _, err := f.run(t, nil, args...); err != nil {
+			t.Errorf("g2wctl %v: %v, want exit 0", args, err)
+		}
+	}
+	if _, _, err := f.run(t, nil, "secret"); err == nil {
+		t.Error("g2wctl secret without a subcommand: no error")
+	}
+}
+
+// TestEveryOrganizer logs in two organizers as two profiles, sets up both, checks doctor
+// reports each per event; a third organizer logged in later fails doctor until setup runs
+// again.
+func TestEveryOrganizer(t *testing.T) {
+	t.Parallel()
+	orgs := g2wsim.DefaultOrganizers(3)
+	f := newFixtureWith(t, g2wsim.Config{Organizers: orgs, VisibilityDelay: 100 * time.Millisecond})
+	if out := f.login(t, "alice", orgs[0].Email); !strings.Contains(out, orgs[0].Key) {
+		t.Errorf("login printed %q, want the organizer key %s", out, orgs[0].Key)
+	}
+	f.login(t, "bob", orgs[1].Email)
+	out, _, err := f.run(t, nil, "profiles")
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, orgs[1].Key) {
+		t.Errorf("profiles: %v\n%s", err, out)
+	}
+	if _, errOut, err := f.run(t, nil, "setup", "--callback", f.callbackURL()); err != nil {
+		t.Fatalf("setup: %v\n%s", err, errOut)
+	}
+	for _, o := range orgs[:2] {
+		subs, err := f.apiAs(t, o.Email).ListUserSubscriptions(t.Context())
+		if err != nil || len(subs) != len(g2wctl.Events) {
+			t.Errorf("organizer %s: %d subscriptions, %v; want %d", o.Key, len(subs), err, len(g2wctl.Events))
+		}
+	}
+	out, _, err = f.run(t, nil, "doctor", "--callback", f.callbackURL())
+	if err != nil || strings.Count(out, "[ok]") != 4+2*4+1 {
+		t.Errorf("doctor for two organizers: %v\n%s", err, out)
+	}
+	for _, want := range []string{"[ok]   organizer alice (" + orgs[0].Key + ") registrant.joined: ACTIVE", "[ok]   organizer bob (" + orgs[1].Key + ") webinar.changed: ACTIVE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
+		}
+	}
+
+	f.login(t, "carol", orgs[2].Email)
+	out, _, err = f.run(t, nil, "doctor")
+	if !errors.Is(err, errDoctor) || strings.Count(out, "[FAIL] organizer carol") != len(g2wctl.Events) {
+		t.Errorf("doctor with carol not subscribed: %v\n%s", err, out)
+	}
+	if _, _, err := f.run(t, nil, "setup", "--callback", f.callbackURL(), "--profiles", "carol"); err != nil {
+		t.Fatalf("setup for carol: %v", err)
+	}
+	if out, _, err := f.run(t, nil, "doctor"); err != nil {
+		t.Errorf("doctor after carol's setup: %v\n%s", err, out)
+	}
+}
+
+// TestSecretKeysAreNeverReplacedSilently covers the key rules: setup creates one only on a
+// first setup; with G2W_SECRET_KEYS or on another machine it creates none; secret create
+// refuses to replace a recorded key; secret rotate prints old and new.
+func TestSecretKeysAreNeverReplacedSilently(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	out, _, err := f.run(t, cc, "setup", "--callback", f.callbackURL())
+	m := secretLine.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("first setup: %v, printed %q", err, out)
+	}
+	first := m[1]
+
+	// Another machine (no token file): without the keys it refuses, with them it creates none.
+	elsewhere := map[string]string{"G2W_CLIENT_CREDENTIALS": "true", "G2W_TOKEN_FILE": filepath.Join(t.TempDir(), "other.json")}
+	if _, _, err := f.run(t, elsewhere, "setup", "--callback", f.callbackURL()); !errors.Is(err, g2wctl.ErrSecretUnknown) {
+		t.Errorf("setup elsewhere without G2W_SECRET_KEYS: %v, want ErrSecretUnknown", err)
+	}
+	elsewhere["G2W_SECRET_KEYS"] = first
+	out, errOut, err := f.run(t, elsewhere, "setup", "--callback", f.callbackURL())
+	if err != nil || secretLine.MatchString(out) || !strings.Contains(errOut, "G2W_SECRET_KEYS is set, none created") {
+		t.Errorf("setup elsewhere with G2W_SECRET_KEYS: %v, printed %q\n%s", err, out, errOut)
+	}
+
+	if _, _, err := f.run(t, cc, "secret", "create"); !errors.Is(err, errKeyRecorded) {
+		t.Errorf("secret create over a recorded key: %v, want errKeyRecorded", err)
+	}
+	if _, _, err := f.run(t, cc, "secret", "rotate", "--valid-from", "2001-01-01T00:00:00Z"); err == nil || !strings.Contains(err.Error(), "not in the future") {
+		t.Errorf("secret rotate into the past: %v", err)
+	}
+	out, _, err = f.run(t, cc, "secret", "rotate", "--valid-from", "1h")
+	m = secretLine.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("secret rotate: %v, printed %q", err, out)
+	}
+	keys := strings.Split(m[1], ",")
+	if len(keys) != 2 || keys[0] != first || keys[1] == first {
+		t.Errorf("secret rotate printed %q, want the old key then a new one", m[1])
+	}
+	if file := f.loadFile(t); len(file.SecretKeys) != 2 || !file.SecretKeys[1].ValidFrom.After(time.Now().Add(59*time.Minute)) {
+		t.Errorf("recorded keys %+v: want the new one, valid in an hour", file.SecretKeys)
+	}
+	// setup now prints both, which ingest needs until the old one is retired.
+	out, _, err = f.run(t, cc, "setup", "--callback", f.callbackURL())
+	if m := secretLine.FindStringSubmatch(out); err != nil || m == nil || m[1] != keys[0]+","+keys[1] {
+		t.Errorf("setup after the rotation: %v, printed %q", err, out)
+	}
+}
+
+// TestCommandsUnderFaults runs every command against an emulator that throttles (429) a
+// third of the requests: GoTo refused them unprocessed, so g2wctl retries, creates included,
+// and every command succeeds. (Injected 503s, retried only where safe, are in
+// internal/g2wctl's TestSetupEveryOrganizerUnderFaults.)
+func TestCommandsUnderFaults(t *testing.T) {
+	t.Parallel()
+	f := newFixtureWith(t, g2wsim.Config{ThrottleRate: 0.3, FaultSeed: 5, VisibilityDelay: 100 * time.Millisecond})
+	steps := [][]string{
+		{"setup", "--callback", f.callbackURL()},
+		{"doctor", "--callback", f.callbackURL()},
+		{"webhooks", "list"},
+		{"subscriptions", "list"},
+	}
+	for _, args := range steps {
+		if out, errOut, err := f.run(t, cc, args...); err != nil {
+			t.Fatalf("g2wctl %v under throttling: %v\n%s%s", args, err, out, errOut)
+		}
+	}
+	ws, subs := f.state(t)
+	if len(ws) != len(g2wctl.Events) || len(subs) != len(g2wctl.Events) {
+		t.Fatalf("after setup: %d webhooks, %d subscriptions", len(ws), len(subs))
+	}
+	for _, args := range [][]string{
+		{"webhooks", "deactivate", ws[0].Key},
+		{"webhooks", "activate", ws[0].Key},
+		{"webhooks", "get", ws[0].Key},
+		{"subscriptions", "update", subs[0].Key, "--state", "INACTIVE"},
+		{"subscriptions", "update", subs[0].Key, "--state", "ACTIVE"},
+		{"subscriptions", "get", subs[0].Key},
+		{"secret", "rotate", "--valid-from", "1h"},
+	} {
+		if out, errOut, err := f.run(t, cc, args...); err != nil {
+			t.Errorf("g2wctl %v under throttling: %v\n%s%s", args, err, out, errOut)
+		}
+	}
+	if out, _, err := f.run(t, cc, "doctor"); err != nil {
+		t.Errorf("doctor after the changes: %v\n%s", err, out)
 	}
 }

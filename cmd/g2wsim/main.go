@@ -51,21 +51,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	defaults := scenario.Options{Seed: cfg.Seed, Webinars: cfg.Webinars, RegistrantsPerWebinar: cfg.Registrants, JoinRate: cfg.JoinRate}
 	// The REST reporting API serves the default scenario (what /_sim/deliver delivers without
-	// query parameters), whether or not its webhooks were delivered or dropped.
-	account, err := reporting.NewAccount(scenario.GenerateWith(defaults), nil)
-	if err != nil {
-		return err
-	}
+	// query parameters, shared among the organizers the same way), whether or not its
+	// webhooks were delivered or dropped.
+	reports := reporting.New(reporting.Config{BasePath: g2wsim.BasePath}, nil)
 	sim, err := g2wsim.New(g2wsim.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
-		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Logger: logger,
-		Reporting: reporting.New(reporting.Config{BasePath: g2wsim.BasePath}, account)})
+		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Organizers: g2wsim.DefaultOrganizers(cfg.Organizers),
+		VisibilityDelay: cfg.VisibilityDelay, FailureRate: cfg.FailureRate, ThrottleRate: cfg.ThrottleRate, FaultSeed: cfg.Seed,
+		InsecureCallbacks: cfg.InsecureCallbacks, Logger: logger, Reporting: reports})
 	if err != nil {
 		return err
 	}
+	keys := make([]string, 0, len(sim.Organizers()))
+	for _, o := range sim.Organizers() {
+		keys = append(keys, o.Key)
+	}
+	account, err := reporting.NewAccount(scenario.GenerateWith(defaults), keys)
+	if err != nil {
+		return err
+	}
+	reports.Load(account)
 	deliverer := g2wsim.NewDeliverer(sim, g2wsim.DeliveryConfig{Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 		Duplicates: cfg.Duplicates, Shuffle: cfg.Shuffle, Drop: cfg.Drop, Seed: cfg.Seed, Logger: logger})
 	mux := http.NewServeMux()
-	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, defaults))
+	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, sim.Organizers(), defaults))
 	mux.Handle("/", sim.Handler())
 
 	ln, err := net.Listen("tcp", cfg.Addr)

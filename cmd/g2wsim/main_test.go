@@ -47,6 +47,15 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{name: "env", env: with("G2WSIM_RATE", "50", "G2WSIM_DUPLICATES", "0.1", "G2WSIM_SHUFFLE", "true", "G2WSIM_API_RATE", "10"),
 			check: func(c config) bool { return c.Rate == 50 && c.Duplicates == 0.1 && c.Shuffle && c.APIRate == 10 }},
+		{name: "strictness defaults", env: base, check: func(c config) bool {
+			return c.Organizers == 1 && c.VisibilityDelay == time.Second && c.FailureRate == 0 && c.ThrottleRate == 0 && !c.InsecureCallbacks
+		}},
+		{name: "strictness", env: with("G2WSIM_ORGANIZERS", "2", "G2WSIM_VISIBILITY_DELAY", "250ms", "G2WSIM_FAILURE_RATE", "0.1",
+			"G2WSIM_THROTTLE_RATE", "0.2", "G2WSIM_INSECURE_CALLBACKS", "true"), check: func(c config) bool {
+			return c.Organizers == 2 && c.VisibilityDelay == 250*time.Millisecond && c.FailureRate == 0.1 && c.ThrottleRate == 0.2 && c.InsecureCallbacks
+		}},
+		{name: "bad strictness", env: with("G2WSIM_ORGANIZERS", "0", "G2WSIM_FAILURE_RATE", "0.6", "G2WSIM_THROTTLE_RATE", "0.6"),
+			wantErr: []string{"G2WSIM_ORGANIZERS", "G2WSIM_FAILURE_RATE + G2WSIM_THROTTLE_RATE"}},
 		{name: "flags win", env: with("G2WSIM_SEED", "3"), args: []string{"-seed", "9", "-shuffle", "-token-lifetime", "5m", "-listen", ":0"},
 			check: func(c config) bool {
 				return c.Seed == 9 && c.Shuffle && c.TokenLifetime == 5*time.Minute && c.Addr == ":0"
@@ -142,7 +151,7 @@ func TestRun(t *testing.T) {
 	base := "http://" + addr
 
 	cc := clientcredentials.Config{ClientID: "id", ClientSecret: "secret", TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}
-	resp, err := cc.Client(ctx).Get(base + g2wsim.BasePath + "/userSubscriptions")
+	resp, err := cc.Client(ctx).Get(base + g2wsim.BasePath + "/userSubscriptions?product=g2w")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/turnout-analytics/turnout/internal/envflag"
@@ -36,7 +37,8 @@ type config struct {
 	AuthURL         string        // -auth-url, G2W_AUTH_URL; default defaultAuthURL
 	TokenFile       string        // -token-file, G2W_TOKEN_FILE; default g2wctl.DefaultPath
 	ClientCreds     bool          // -client-credentials, G2W_CLIENT_CREDENTIALS
-	OrganizerKey    string        // -organizer-key, G2W_ORGANIZER_KEY; required: the token's user
+	Profiles        []string      // -profiles, G2W_PROFILES: g2wctl profiles to reconcile; default every one
+	OrganizerKey    string        // -organizer-key, G2W_ORGANIZER_KEY: the token's user; required with client credentials
 	Rate            float64       // -rate, RECONCILE_RATE: API requests/s; default 10
 	PollInterval    time.Duration // -poll-interval, RECONCILE_POLL_INTERVAL; default 5m
 	SweepInterval   time.Duration // -sweep-interval, RECONCILE_SWEEP_INTERVAL; default 24h
@@ -47,8 +49,8 @@ type config struct {
 
 const usageText = `Usage: reconcile [once -since 720h] [flags]
 
-Reads GoToWebinar's REST reporting API with the organizer's token from g2wctl's token file
-(g2wctl login) and appends what it learns (webinars, sessions, registrants, attendance with
+Reads GoToWebinar's REST reporting API with each organizer's token from g2wctl's token file
+(g2wctl login --profile NAME, once per organizer) and appends what it learns (webinars, sessions, registrants, attendance with
 join/leave times) to the event log as turnout.*.snapshot events; a run over unchanged data
 appends nothing.
 
@@ -88,7 +90,9 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	env.String(&cfg.AuthURL, "auth-url", "G2W_AUTH_URL", "OAuth2 server base URL (…/token)")
 	env.String(&cfg.TokenFile, "token-file", "G2W_TOKEN_FILE", "g2wctl's token file (default $XDG_CONFIG_HOME/turnout/g2w-token.json)")
 	env.Bool(&cfg.ClientCreds, "client-credentials", "G2W_CLIENT_CREDENTIALS", "use the client_credentials grant instead of the stored login token")
-	env.String(&cfg.OrganizerKey, "organizer-key", "G2W_ORGANIZER_KEY", "the organizer (GoTo user) key of the token (required)")
+	var profiles string
+	env.String(&profiles, "profiles", "G2W_PROFILES", "comma-separated g2wctl profiles (organizers) to reconcile (default: every profile in the token file)")
+	env.String(&cfg.OrganizerKey, "organizer-key", "G2W_ORGANIZER_KEY", "the organizer key of the token: required with -client-credentials, or for a single profile whose login did not record it")
 	env.Float(&cfg.Rate, 0.1, 1000, "rate", "RECONCILE_RATE", "API requests per second, retries included (live GoTo: 429 above 10)")
 	env.Duration(&cfg.PollInterval, "poll-interval", "RECONCILE_POLL_INTERVAL", "service: how often to look for ended sessions")
 	env.Duration(&cfg.SweepInterval, "sweep-interval", "RECONCILE_SWEEP_INTERVAL", "service: how often to sweep the last -sweep-days")
@@ -98,6 +102,11 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 		return cfg, err
 	}
 	errs := env.Errors()
+	for _, p := range strings.Split(profiles, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Profiles = append(cfg.Profiles, p)
+		}
+	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q (the only subcommand is once)", fs.Args()))
 	}
@@ -115,8 +124,8 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	if cfg.ClientSecret == "" {
 		errs = append(errs, errors.New("G2W_CLIENT_SECRET (-client-secret) is required"))
 	}
-	if cfg.OrganizerKey == "" {
-		errs = append(errs, errors.New("G2W_ORGANIZER_KEY (-organizer-key) is required"))
+	if cfg.ClientCreds && cfg.OrganizerKey == "" {
+		errs = append(errs, errors.New("G2W_ORGANIZER_KEY (-organizer-key) is required with G2W_CLIENT_CREDENTIALS: the grant names no user"))
 	}
 	if cfg.Once && cfg.Since <= 0 {
 		errs = append(errs, fmt.Errorf("-since must be positive, not %v", cfg.Since))

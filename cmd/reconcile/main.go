@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/oauth2"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
@@ -56,21 +55,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer pool.Close()
 
-	conf := g2wctl.OAuthConfig(cfg.ClientID, cfg.ClientSecret, cfg.AuthURL)
-	var tokens oauth2.TokenSource
-	if cfg.ClientCreds {
-		tokens = g2wctl.ClientCredentials(ctx, conf)
-	} else if tokens, err = g2wctl.StoredToken(ctx, conf, &g2wctl.Store{Path: cfg.TokenFile}); err != nil {
-		return fmt.Errorf("read organizer token: %w", err)
-	}
-	stats := &g2wrest.Stats{}
-	api, err := g2wrest.New(g2wrest.Config{BaseURL: cfg.APIURL, HTTPClient: oauth2.NewClient(ctx, tokens),
-		Limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1), Stats: stats})
+	orgs, stats, err := organizers(cfg)
 	if err != nil {
 		return err
 	}
-	rec, err := reconcile.New(reconcile.Config{Pool: pool, Logger: log,
-		Organizers: []reconcile.Organizer{{Key: cfg.OrganizerKey, API: api}}})
+	rec, err := reconcile.New(reconcile.Config{Pool: pool, Logger: log, Organizers: orgs})
 	if err != nil {
 		return err
 	}
@@ -85,6 +74,57 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return serve(ctx, cfg, log, rec, stats, ready)
+}
+
+// organizers returns a REST client per organizer: every g2wctl profile (or those of
+// -profiles), each with its own token, or one organizer with the client_credentials grant.
+// They share one rate limiter (GoTo's limit is the application's) and one Stats.
+func organizers(cfg config) ([]reconcile.Organizer, *g2wrest.Stats, error) {
+	conf := g2wctl.OAuthConfig(cfg.ClientID, cfg.ClientSecret, cfg.AuthURL)
+	limiter := rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+	stats := &g2wrest.Stats{}
+	client := func(creds g2wrest.Credentials) (*g2wrest.Client, error) {
+		return g2wrest.New(g2wrest.Config{BaseURL: cfg.APIURL, Credentials: creds, Limiter: limiter, Stats: stats})
+	}
+	if cfg.ClientCreds {
+		api, err := client(g2wctl.ClientCredentials(conf, http.DefaultClient))
+		if err != nil {
+			return nil, nil, err
+		}
+		return []reconcile.Organizer{{Key: cfg.OrganizerKey, API: api}}, stats, nil
+	}
+	store := &g2wctl.Store{Path: cfg.TokenFile}
+	f, err := store.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read token file: %w", err)
+	}
+	names := cfg.Profiles
+	if len(names) == 0 {
+		names = f.ProfileNames()
+	}
+	if len(names) == 0 {
+		return nil, nil, g2wctl.ErrNoToken
+	}
+	var orgs []reconcile.Organizer
+	for _, name := range names {
+		creds, err := g2wctl.StoredCredentials(conf, http.DefaultClient, store, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		key := f.Profiles[name].OrganizerKey
+		if key == "" && len(names) == 1 {
+			key = cfg.OrganizerKey
+		}
+		if key == "" {
+			return nil, nil, fmt.Errorf("profile %q has no organizer key: log in again (g2wctl login --profile %s) or, for a single profile, set G2W_ORGANIZER_KEY", name, name)
+		}
+		api, err := client(creds)
+		if err != nil {
+			return nil, nil, err
+		}
+		orgs = append(orgs, reconcile.Organizer{Key: key, API: api})
+	}
+	return orgs, stats, nil
 }
 
 // serve runs the service until ctx is done: the reconciler's loop and the HTTP server.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/oauth2"
 
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
 	"github.com/turnout-analytics/turnout/internal/g2wctl"
@@ -124,13 +123,13 @@ func logCount(t *testing.T, pool *pgxpool.Pool) (n int) {
 func deliverWithHoles(t *testing.T, s *sim, pool *pgxpool.Pool, sc scenario.Scenario) g2wsim.Report {
 	t.Helper()
 	ctx := t.Context()
-	api, err := g2wapi.New(g2wapi.Config{BaseURL: s.srv.URL + g2wsim.BasePath, HTTPClient: oauth2.NewClient(ctx,
-		g2wctl.ClientCredentials(ctx, g2wctl.OAuthConfig(clientID, clientSecret, s.srv.URL+"/oauth")))})
+	creds := g2wctl.ClientCredentials(g2wctl.OAuthConfig(clientID, clientSecret, s.srv.URL+"/oauth"), s.srv.Client())
+	api, err := g2wapi.New(g2wapi.Config{BaseURL: s.srv.URL + g2wsim.BasePath, Credentials: creds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// ingest needs the key before it starts, and setup needs a callback that answers GET.
-	key, err := api.CreateSecretKey(ctx)
+	key, err := api.CreateSecretKey(ctx, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +140,9 @@ func deliverWithHoles(t *testing.T, s *sim, pool *pgxpool.Pool, sc scenario.Scen
 	t.Cleanup(svc.Close)
 	in := httptest.NewServer(svc.Handler())
 	t.Cleanup(in.Close)
-	if _, err := g2wctl.Setup(ctx, api, g2wctl.SetupConfig{Callback: in.URL + "/gotowebinar/callback", Secret: &key,
-		PollInterval: time.Millisecond, Out: io.Discard}); err != nil {
+	if _, err := g2wctl.Setup(ctx, g2wctl.SetupConfig{Callback: in.URL + "/gotowebinar/callback",
+		Organizers: []g2wctl.Organizer{{Profile: g2wctl.DefaultProfile, Key: organizer, Client: api}},
+		SecretKeys: []g2wapi.SecretKey{key}, PollInterval: time.Millisecond, Out: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	report, err := g2wsim.NewDeliverer(s.Sim, g2wsim.DeliveryConfig{Drop: 0.2, Shuffle: true, Seed: 3, Duplicates: 0.05}).DeliverScenario(ctx, sc)

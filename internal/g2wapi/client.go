@@ -2,6 +2,7 @@ package g2wapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // DefaultBaseURL is live GoToWebinar's v2 REST API, the server the spec names.
@@ -64,34 +67,59 @@ type UserSubscription struct {
 	ActivationState State
 }
 
-// UserSubscriptionChange is one entry of UpdateUserSubscriptions; empty fields are left as
-// they are.
+// UserSubscriptionChange is one entry of UpdateUserSubscriptions: the subscription, named by
+// its key and its webhook's key (GoTo requires both), and what changes; empty fields are left
+// as they are.
 type UserSubscriptionChange struct {
 	Key         string
+	WebhookKey  string
 	State       State
 	CallbackURL string
 }
 
-// Config configures a Client. The zero value talks to live GoTo with http.DefaultClient
-// (unauthenticated); callers pass an authenticating *http.Client (oauth2.NewClient).
+// Defaults of Config.
+const (
+	// DefaultRequestsPerSecond is GoTo's published limit; above it the API answers 429.
+	DefaultRequestsPerSecond = 10
+	DefaultMaxAttempts       = 5
+	DefaultBackoff           = 500 * time.Millisecond
+	DefaultMaxWait           = 30 * time.Second
+)
+
+// Config configures a Client. The zero value talks to live GoTo with http.DefaultClient,
+// unauthenticated; callers pass Credentials.
 type Config struct {
 	// BaseURL is the API root. Default DefaultBaseURL.
 	BaseURL string
-	// HTTPClient sends the requests and carries authentication. Default http.DefaultClient.
+	// HTTPClient sends the requests. Default http.DefaultClient. It should have a timeout.
 	HTTPClient *http.Client
-	// MaxAttempts bounds the sends of one request answered 429 Too Many Requests. Default 5.
+	// Credentials supply the bearer token, refreshed once when GoTo refuses it (401, or 403
+	// InvalidToken). Nil: requests carry no Authorization header.
+	Credentials Credentials
+	// Limiter spaces the requests on the client side. Clients sharing one developer
+	// application should share one. Default: DefaultRequestsPerSecond, no burst.
+	Limiter *rate.Limiter
+	// MaxAttempts bounds the sends of one request that is retried (429; 5xx and network
+	// errors for idempotent methods). Default DefaultMaxAttempts.
 	MaxAttempts int
-	// Backoff is the first wait after a 429 without Retry-After; it doubles on each retry up to
-	// MaxWait. Default 500ms.
+	// Backoff is the nominal first wait before a retry without Retry-After; it doubles on each
+	// retry up to MaxWait, each wait drawn within ±50% of it. Default DefaultBackoff.
 	Backoff time.Duration
 	// MaxWait is the longest single wait; a Retry-After asking for longer ends the retries and
-	// returns the 429. Default 30s.
+	// returns the answer. Default DefaultMaxWait.
 	MaxWait time.Duration
 }
 
-// Client calls GoTo's Webhooks Management API, accepting both the spec's and live GoTo's
-// response shapes and sending the request shapes live GoTo expects. Errors from the API are
-// returned as *APIError. A Client is safe for concurrent use.
+// NewLimiter returns a limiter of perSecond requests a second without burst, so no
+// one-second window sees more than perSecond requests (a burst would let 2×perSecond through
+// a window straddling it).
+func NewLimiter(perSecond float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
+}
+
+// Client calls GoTo's Webhooks Management API in the request shapes of GoTo's published API,
+// accepting both the spec's and live GoTo's response shapes. Errors from the API are returned
+// as *APIError. A Client is safe for concurrent use.
 type Client struct {
 	wire *WireClient
 	doer HttpRequestDoer
@@ -99,22 +127,24 @@ type Client struct {
 
 // New returns a Client configured by cfg, with defaults filled in.
 func New(cfg Config) (*Client, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
+	cfg.BaseURL = cmp.Or(cfg.BaseURL, DefaultBaseURL)
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter(DefaultRequestsPerSecond)
+	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.Backoff <= 0 {
-		cfg.Backoff = 500 * time.Millisecond
+		cfg.Backoff = DefaultBackoff
 	}
 	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 30 * time.Second
+		cfg.MaxWait = DefaultMaxWait
 	}
-	doer := &retryDoer{client: cfg.HTTPClient, maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff, maxWait: cfg.MaxWait}
+	doer := &transport{client: cfg.HTTPClient, creds: cfg.Credentials, limiter: cfg.Limiter,
+		maxAttempts: cfg.MaxAttempts, backoff: cfg.Backoff, maxWait: cfg.MaxWait}
 	wire, err := NewClient(cfg.BaseURL, WithHTTPClient(doer))
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
@@ -122,9 +152,19 @@ func New(cfg Config) (*Client, error) {
 	return &Client{wire: wire, doer: doer}, nil
 }
 
-// CreateSecretKey creates a new signing key for the developer application.
-func (c *Client) CreateSecretKey(ctx context.Context) (SecretKey, error) {
-	body, err := receive(c.wire.CreateWebhookSecretKey(ctx))
+// CreateSecretKey creates a new signing key for the developer application. GoTo signs with it
+// from validFrom on (POST /webhooks/secretkey {"validFrom": …}, how a rotation is scheduled);
+// a zero validFrom sends no body, and the key is valid at once. There is no call that lists
+// or reads keys back: the value is only in this answer.
+func (c *Client) CreateSecretKey(ctx context.Context, validFrom time.Time) (SecretKey, error) {
+	var payload []byte
+	if !validFrom.IsZero() {
+		var err error
+		if payload, err = json.Marshal(map[string]string{"validFrom": validFrom.UTC().Format(time.RFC3339)}); err != nil {
+			return SecretKey{}, fmt.Errorf("encode secret key: %w", err)
+		}
+	}
+	body, err := c.send(ctx, http.MethodPost, "webhooks/secretkey", payload)
 	if err != nil {
 		return SecretKey{}, err
 	}
@@ -219,16 +259,21 @@ func (c *Client) DeleteWebhooks(ctx context.Context, keys ...string) error {
 	return err
 }
 
-// CreateUserSubscriptions subscribes the authenticated GoTo user to each webhook, ACTIVE,
-// delivering to callbackURL. Live GoTo takes them in one array (the spec: one object).
+// CreateUserSubscriptions subscribes the user whose token makes the call to each webhook,
+// ACTIVE, delivering to callbackURL ("": the webhook's own). GoTo takes them in one array
+// (the spec: one object) and delivers a user's events only through that user's subscriptions.
 func (c *Client) CreateUserSubscriptions(ctx context.Context, callbackURL string, webhookKeys ...string) ([]UserSubscription, error) {
 	if len(webhookKeys) == 0 {
 		return nil, errors.New("create user subscriptions: no webhook keys")
 	}
-	active := UserSubscriptionCreateUserSubscriptionStateACTIVE
-	items := make([]UserSubscriptionCreate, len(webhookKeys))
+	type item struct {
+		WebhookKey            string `json:"webhookKey"`
+		CallbackURL           string `json:"callbackUrl,omitempty"`
+		UserSubscriptionState State  `json:"userSubscriptionState"`
+	}
+	items := make([]item, len(webhookKeys))
 	for i, k := range webhookKeys {
-		items[i] = UserSubscriptionCreate{WebhookKey: k, CallbackUrl: callbackURL, UserSubscriptionState: &active}
+		items[i] = item{WebhookKey: k, CallbackURL: callbackURL, UserSubscriptionState: StateActive}
 	}
 	payload, err := json.Marshal(items)
 	if err != nil {
@@ -241,9 +286,10 @@ func (c *Client) CreateUserSubscriptions(ctx context.Context, callbackURL string
 	return decodeUserSubscriptions(body, true)
 }
 
-// ListUserSubscriptions returns the user subscriptions of the developer application.
+// ListUserSubscriptions returns the user subscriptions of the user whose token makes the
+// call. GoTo requires product=g2w here as on GET /webhooks (the spec has no parameter).
 func (c *Client) ListUserSubscriptions(ctx context.Context) ([]UserSubscription, error) {
-	body, err := receive(c.wire.ListUserSubscriptions(ctx))
+	body, err := c.send(ctx, http.MethodGet, "userSubscriptions?product="+Product, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -263,25 +309,31 @@ func (c *Client) GetUserSubscription(ctx context.Context, key string) (UserSubsc
 	return w.userSubscription(), nil
 }
 
-// UpdateUserSubscriptions changes the state and/or callback of user subscriptions. Live GoTo
-// takes one array on PUT /userSubscriptions and answers 204 (the spec: one PUT per key).
+// UpdateUserSubscriptions changes the state and/or callback of user subscriptions: one array
+// of {webhookKey, userSubscriptionKey, userSubscriptionState?, callbackUrl?} on
+// PUT /userSubscriptions, answered 204 (the spec: one PUT per key, without webhookKey, which
+// GoTo refuses).
 func (c *Client) UpdateUserSubscriptions(ctx context.Context, changes ...UserSubscriptionChange) error {
 	if len(changes) == 0 {
 		return errors.New("update user subscriptions: no changes")
 	}
 	type item struct {
+		WebhookKey            string `json:"webhookKey"`
 		UserSubscriptionKey   string `json:"userSubscriptionKey"`
 		UserSubscriptionState State  `json:"userSubscriptionState,omitempty"`
 		CallbackURL           string `json:"callbackUrl,omitempty"`
 	}
 	items := make([]item, len(changes))
 	for i, ch := range changes {
+		if ch.Key == "" || ch.WebhookKey == "" {
+			return fmt.Errorf("update user subscriptions: entry %d lacks its key or its webhook key", i+1)
+		}
 		if ch.State != "" {
 			if err := checkState(ch.State); err != nil {
 				return fmt.Errorf("update user subscriptions: %w", err)
 			}
 		}
-		items[i] = item{UserSubscriptionKey: ch.Key, UserSubscriptionState: ch.State, CallbackURL: ch.CallbackURL}
+		items[i] = item{WebhookKey: ch.WebhookKey, UserSubscriptionKey: ch.Key, UserSubscriptionState: ch.State, CallbackURL: ch.CallbackURL}
 	}
 	_, err := c.sendJSON(ctx, http.MethodPut, "userSubscriptions", items)
 	return err

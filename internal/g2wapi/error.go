@@ -2,15 +2,11 @@ package g2wapi
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 )
-
-// errNoRewind is returned when a 429 would be retried but the request body cannot be re-read.
-var errNoRewind = errors.New("retry request: body cannot be rewound")
 
 // APIError is a non-2xx answer from the GoTo API. Methods return it unwrapped, so a caller can
 // print it as one line and match it with errors.As.

@@ -16,9 +16,11 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/turnout-analytics/turnout/internal/g2wapi"
 )
 
-// ErrNoToken is returned when a command needs the stored token and there is none.
+// ErrNoToken is returned when a command needs a stored token and there is none.
 var ErrNoToken = errors.New("no stored token: run `g2wctl login` first (or use --client-credentials)")
 
 // OAuthConfig returns the OAuth2 client configuration for GoTo's authorization server at
@@ -38,56 +40,118 @@ func OAuthConfig(clientID, clientSecret, authBase string) *oauth2.Config {
 	}
 }
 
-// ClientCredentials returns a token source using the client_credentials grant: no user, no
-// stored token. It is for automation and the local emulator; tokens are not persisted.
-func ClientCredentials(ctx context.Context, conf *oauth2.Config) oauth2.TokenSource {
-	cc := clientcredentials.Config{ClientID: conf.ClientID, ClientSecret: conf.ClientSecret,
-		TokenURL: conf.Endpoint.TokenURL, AuthStyle: conf.Endpoint.AuthStyle}
-	return cc.TokenSource(ctx)
+// Credentials are g2wapi.Credentials from an OAuth2 token: the stored token of a profile
+// (refreshed with its refresh token, each new token saved back) or a client_credentials
+// token. Safe for concurrent use.
+type Credentials struct {
+	mu    sync.Mutex
+	tok   *oauth2.Token
+	http  *http.Client                                                        // for token requests
+	fetch func(ctx context.Context, old *oauth2.Token) (*oauth2.Token, error) // a new token
+	save  func(*oauth2.Token) error                                           // nil: not persisted
 }
 
-// StoredToken returns a token source starting from the token in store. It refreshes the
-// access token (60 minutes on GoTo) when it expires; x/oauth2 keeps the old refresh token when
-// a refresh answer has none, as GoTo's usually has not. Every new token is written back to
-// store, so the next run starts from it. ErrNoToken when store has no token.
-func StoredToken(ctx context.Context, conf *oauth2.Config, store *Store) (oauth2.TokenSource, error) {
+var _ g2wapi.Credentials = (*Credentials)(nil)
+
+// Token returns the access token, first refreshing it when it has expired (60 minutes on
+// GoTo).
+func (c *Credentials) Token(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok.Valid() {
+		return c.tok.AccessToken, nil
+	}
+	return c.renewLocked(ctx)
+}
+
+// Refresh gets a new access token although the current one has not expired by its clock:
+// GoTo refused it.
+func (c *Credentials) Refresh(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.renewLocked(ctx)
+}
+
+func (c *Credentials) renewLocked(ctx context.Context) (string, error) {
+	tok, err := c.fetch(context.WithValue(ctx, oauth2.HTTPClient, c.http), c.tok)
+	if err != nil {
+		return "", err
+	}
+	if c.save != nil {
+		if err := c.save(tok); err != nil {
+			return "", fmt.Errorf("save refreshed token: %w", err)
+		}
+	}
+	c.tok = tok
+	return tok.AccessToken, nil
+}
+
+// ClientCredentials returns credentials using the client_credentials grant: no user, no
+// stored token. It is for automation and the local emulator; tokens are not persisted.
+// httpClient sends the token requests.
+func ClientCredentials(conf *oauth2.Config, httpClient *http.Client) *Credentials {
+	cc := clientcredentials.Config{ClientID: conf.ClientID, ClientSecret: conf.ClientSecret,
+		TokenURL: conf.Endpoint.TokenURL, AuthStyle: conf.Endpoint.AuthStyle}
+	return &Credentials{http: httpClient, fetch: func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
+		return cc.Token(ctx)
+	}}
+}
+
+// StoredCredentials returns the credentials of profile in store. The access token is
+// refreshed with the refresh token when it expires or GoTo refuses it; x/oauth2 keeps the old
+// refresh token when a refresh answer has none, as GoTo's usually has not. Every new token is
+// written back to store, so the next run starts from it. ErrNoToken when the profile has no
+// token. httpClient sends the token requests.
+func StoredCredentials(conf *oauth2.Config, httpClient *http.Client, store *Store, profile string) (*Credentials, error) {
 	f, err := store.Load()
 	if err != nil {
 		return nil, err
 	}
-	if f.Token == nil {
-		return nil, ErrNoToken
+	p, ok := f.Profiles[profile]
+	if !ok || p.Token == nil {
+		if profile == DefaultProfile {
+			return nil, ErrNoToken
+		}
+		return nil, fmt.Errorf("no stored token for profile %q: run `g2wctl login --profile %s` first", profile, profile)
 	}
-	return &persistingSource{src: conf.TokenSource(ctx, f.Token), store: store, last: f.Token.AccessToken}, nil
+	return &Credentials{tok: p.Token, http: httpClient,
+		fetch: func(ctx context.Context, old *oauth2.Token) (*oauth2.Token, error) {
+			// An empty access token makes the source refresh, whatever the expiry says.
+			return conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old.RefreshToken}).Token()
+		},
+		save: func(tok *oauth2.Token) error {
+			return store.Update(func(f *File) {
+				if q, ok := f.Profiles[profile]; ok {
+					q.Token = tok
+				}
+			})
+		}}, nil
 }
 
-// persistingSource saves each token that differs from the last one it saw.
-type persistingSource struct {
-	src   oauth2.TokenSource
-	store *Store
-	mu    sync.Mutex
-	last  string
-}
-
-func (p *persistingSource) Token() (*oauth2.Token, error) {
-	tok, err := p.src.Token()
-	if err != nil {
-		return nil, err
+// SaveLogin stores tok as profile's token, with the organizer the token endpoint named.
+func SaveLogin(store *Store, profile string, tok *oauth2.Token) error {
+	p := &Profile{Token: tok}
+	// Only a string is kept: x/oauth2 decodes a JSON number through float64, which would
+	// round a 19-digit key. The key is for display; nothing depends on it.
+	if v, ok := tok.Extra("organizer_key").(string); ok {
+		p.OrganizerKey = v
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if tok.AccessToken == p.last {
-		return tok, nil
+	if v, ok := tok.Extra("email").(string); ok {
+		p.Email = v
 	}
-	if err := p.store.Update(func(f *File) { f.Token = tok }); err != nil {
-		return nil, fmt.Errorf("save refreshed token: %w", err)
-	}
-	p.last = tok.AccessToken
-	return tok, nil
+	return store.Update(func(f *File) {
+		if f.Profiles == nil {
+			f.Profiles = map[string]*Profile{}
+		}
+		f.Profiles[profile] = p
+	})
 }
 
 // LoginConfig configures Login.
 type LoginConfig struct {
+	// LoginHint, when set, is passed as login_hint: the account (email) GoTo's login page
+	// should propose; the local emulator logs that organizer in.
+	LoginHint string
 	// RedirectURL is the loopback URL GoTo redirects back to, as registered with the OAuth
 	// client. Empty: http://127.0.0.1:<random port>/callback.
 	RedirectURL string
@@ -159,8 +223,12 @@ func Login(ctx context.Context, conf *oauth2.Config, cfg LoginConfig) (*oauth2.T
 		_ = srv.Shutdown(shutdownCtx)
 	}()
 
+	var opts []oauth2.AuthCodeOption
+	if cfg.LoginHint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", cfg.LoginHint))
+	}
 	if cfg.OnURL != nil {
-		cfg.OnURL(c.AuthCodeURL(state))
+		cfg.OnURL(c.AuthCodeURL(state, opts...))
 	}
 	timer := time.NewTimer(cfg.Timeout)
 	defer timer.Stop()

@@ -5,22 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 )
 
-// File is the content of the user's g2wctl file: the OAuth2 token from `g2wctl login` and the
-// webhook secret key setup created. Both are secrets, so the file is written with mode 0600.
+// File is the content of the user's g2wctl file: one OAuth2 token per organizer profile
+// (`g2wctl login --profile NAME`) and the webhook secret keys g2wctl created. Both are
+// secrets, so the file is written with mode 0600.
 type File struct {
-	// Token is the stored OAuth2 token; nil before the first login.
+	// Profiles holds each logged-in organizer by profile name.
+	Profiles map[string]*Profile `json:"profiles,omitempty"`
+	// Token is where files written before profiles kept the one token; Load moves it to the
+	// profile DefaultProfile.
 	Token *oauth2.Token `json:"token,omitempty"`
-	// SecretKey is the signing key setup (or `secret create`) last created. GoTo returns its
-	// value only once, at creation, so it is kept here for re-runs to print again.
+	// SecretKeys are the signing keys g2wctl created, oldest first. GoTo returns a key's
+	// value only once, at creation, so they are kept here for setup to print again and for
+	// a rotation to print old and new.
+	SecretKeys []StoredSecret `json:"secretKeys,omitempty"`
+	// SecretKey is where files written before rotation kept the one key; Load moves it to
+	// SecretKeys.
 	SecretKey *StoredSecret `json:"secretKey,omitempty"`
+}
+
+// DefaultProfile is the profile `g2wctl login` writes without --profile.
+const DefaultProfile = "default"
+
+// Profile is one logged-in organizer.
+type Profile struct {
+	// Token is the OAuth2 token, rewritten on every refresh.
+	Token *oauth2.Token `json:"token"`
+	// OrganizerKey and Email are what the token endpoint said of the user, for display.
+	OrganizerKey string `json:"organizerKey,omitempty"`
+	Email        string `json:"email,omitempty"`
 }
 
 // StoredSecret is a webhook secret key and the API it was created with, so a key created on
@@ -30,6 +52,39 @@ type StoredSecret struct {
 	ID        string    `json:"id,omitempty"`
 	Value     string    `json:"value"`
 	ValidFrom time.Time `json:"validFrom,omitzero"`
+}
+
+// Secrets returns the keys recorded for apiURL, oldest first.
+func (f File) Secrets(apiURL string) []StoredSecret {
+	var out []StoredSecret
+	for _, s := range f.SecretKeys {
+		if s.APIURL == apiURL && s.Value != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ProfileNames returns the profile names in order.
+func (f File) ProfileNames() []string {
+	return slices.Sorted(maps.Keys(f.Profiles))
+}
+
+// upgrade moves the fields of files written by earlier versions to their new places.
+func (f *File) upgrade() {
+	if f.Token != nil {
+		if f.Profiles == nil {
+			f.Profiles = map[string]*Profile{}
+		}
+		if _, ok := f.Profiles[DefaultProfile]; !ok {
+			f.Profiles[DefaultProfile] = &Profile{Token: f.Token}
+		}
+		f.Token = nil
+	}
+	if f.SecretKey != nil {
+		f.SecretKeys = append([]StoredSecret{*f.SecretKey}, f.SecretKeys...)
+		f.SecretKey = nil
+	}
 }
 
 // Store reads and writes one File at Path. Writes are atomic (a temporary file in the same
@@ -74,6 +129,7 @@ func (s *Store) loadLocked() (File, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return f, fmt.Errorf("decode token file %s: %w", s.Path, err)
 	}
+	f.upgrade()
 	return f, nil
 }
 

@@ -60,8 +60,12 @@ func (e *APIError) Error() string {
 type Config struct {
 	// BaseURL is the API root. Default DefaultBaseURL.
 	BaseURL string
-	// HTTPClient sends the requests and carries authentication. Default http.DefaultClient.
+	// HTTPClient sends the requests. Default http.DefaultClient.
 	HTTPClient *http.Client
+	// Credentials supply the bearer token (g2wctl's organizer profiles); the token is
+	// refreshed once when GoTo refuses it (401, or 403 InvalidToken). Nil: no Authorization
+	// header (HTTPClient may carry its own).
+	Credentials Credentials
 	// Limiter paces every request, retries included. Share one between the Clients of
 	// several organizers when the limit is per application. Default: DefaultRate, burst 1.
 	Limiter *rate.Limiter
@@ -113,7 +117,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Stats == nil {
 		cfg.Stats = &Stats{}
 	}
-	d := &doer{client: cfg.HTTPClient, limiter: cfg.Limiter, maxAttempts: cfg.MaxAttempts,
+	d := &doer{client: cfg.HTTPClient, creds: cfg.Credentials, limiter: cfg.Limiter, maxAttempts: cfg.MaxAttempts,
 		backoff: cfg.Backoff, maxBackoff: cfg.MaxBackoff, stats: cfg.Stats}
 	wire, err := NewClient(cfg.BaseURL, WithHTTPClient(d))
 	if err != nil {

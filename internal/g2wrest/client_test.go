@@ -1,6 +1,7 @@
 package g2wrest_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -266,5 +267,84 @@ func TestBacksOffOn5xx(t *testing.T) {
 				t.Errorf("calls = %d, want 4 (MaxAttempts)", got)
 			}
 		})
+	}
+}
+
+// creds hands out "old" until refreshed, then "new".
+type creds struct{ refreshes atomic.Int64 }
+
+func (c *creds) Token(context.Context) (string, error) {
+	if c.refreshes.Load() > 0 {
+		return "new", nil
+	}
+	return "old", nil
+}
+
+func (c *creds) Refresh(context.Context) (string, error) {
+	c.refreshes.Add(1)
+	return "new", nil
+}
+
+// TestRefreshesARefusedToken: GoTo refuses a revoked token with 403 InvalidToken (or 401);
+// the client refreshes it once and sends again; a token refused after that is the caller's.
+func TestRefreshesARefusedToken(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		accept   string // the token the server accepts
+		refusal  int
+		wantErr  int // 0: success
+		refreshs int64
+	}{
+		{name: "403 InvalidToken", accept: "new", refusal: http.StatusForbidden, refreshs: 1},
+		{name: "401", accept: "new", refusal: http.StatusUnauthorized, refreshs: 1},
+		{name: "still refused", accept: "never", refusal: http.StatusUnauthorized, wantErr: http.StatusUnauthorized, refreshs: 1},
+		{name: "valid from the start", accept: "old", refusal: http.StatusUnauthorized, refreshs: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startAPI(t, scenario.Generate(1), reporting.Config{RequestsPerSecond: -1}, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Authorization") != "Bearer "+tt.accept {
+						w.WriteHeader(tt.refusal)
+						_, _ = w.Write([]byte(`{"int_err_code":"InvalidToken","msg":"token revoked"}`))
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			cr := &creds{}
+			c := newClient(t, g2wrest.Config{BaseURL: srv.URL, Credentials: cr, Limiter: rate.NewLimiter(rate.Inf, 1)})
+			_, err := c.WebinarSessions(t.Context(), organizer, "9100000000000000101")
+			var apiErr *g2wrest.APIError
+			switch {
+			case tt.wantErr == 0 && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != 0 && (!errors.As(err, &apiErr) || apiErr.Status != tt.wantErr):
+				t.Fatalf("err = %v, want APIError %d", err, tt.wantErr)
+			}
+			if got := cr.refreshes.Load(); got != tt.refreshs {
+				t.Errorf("refreshes = %d, want %d", got, tt.refreshs)
+			}
+		})
+	}
+}
+
+// A 403 that is not about the token (another organizer's webinar) is not retried.
+func TestForbiddenIsNotATokenProblem(t *testing.T) {
+	t.Parallel()
+	srv := startAPI(t, scenario.Generate(1), reporting.Config{RequestsPerSecond: -1}, func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"int_err_code":"AccessDenied","msg":"not yours"}`))
+		})
+	})
+	cr := &creds{}
+	c := newClient(t, g2wrest.Config{BaseURL: srv.URL, Credentials: cr, Limiter: rate.NewLimiter(rate.Inf, 1)})
+	_, err := c.WebinarSessions(t.Context(), organizer, "9100000000000000101")
+	var apiErr *g2wrest.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "AccessDenied" || cr.refreshes.Load() != 0 {
+		t.Fatalf("err = %v, refreshes %d: want the 403 AccessDenied, no refresh", err, cr.refreshes.Load())
 	}
 }

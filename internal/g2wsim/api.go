@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,21 +18,35 @@ import (
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
 )
 
-// This file serves the management API. The spec's operations go through g2wapi's generated chi
-// ServerInterface, so the paths are exactly the spec's; the operations only live GoTo has
-// (GET/DELETE /webhooks, PUT/DELETE /userSubscriptions) are routed beside them in server.go.
+// This file serves the management API as GoTo's published API has it (GOTO-FACTS.md,
+// "Management API"). The spec's paths go through g2wapi's generated chi ServerInterface; the
+// operations only live GoTo has (GET/DELETE /webhooks, PUT/DELETE /userSubscriptions) are
+// routed beside them in server.go.
 //
-// Answer shapes: a request in the spec's shape gets the spec's answer. A request in live GoTo's
-// shape that the spec has no counterpart for gets live GoTo's answer:
-//   - POST /webhooks and POST /userSubscriptions with an array body answer
-//     {"_embedded": {"webhooks"|"userSubscriptions": [...]}} (the spec: one object each way);
-//   - GET /webhooks?product=g2w answers {"_embedded": {"webhooks": [...]}} (not in the spec);
-//   - DELETE /webhooks and DELETE /userSubscriptions with an array of keys answer 202;
-//     PUT /userSubscriptions with an array answers 204 (not in the spec).
-// Objects always carry the spec's field names; two live-only fields are added where the spec
-// allows extra properties: activationState on subscriptions, and value/validFrom/id beside
-// secretKey on secret keys. Errors (400, 401, 404, 429, not described by the spec) are
-// {"errorCode", "description"}.
+// Where the seed spec (internal/g2wapi/openapi.yaml) and the published API differ, the
+// emulator accepts what live accepts and refuses what live refuses; TestSpecDifferences
+// exercises each difference:
+//   - POST /webhooks and POST /userSubscriptions take an array (the spec: one object, which
+//     is refused with 400) and answer 200 (the spec: 201) with
+//     {"_embedded": {"webhooks"|"userSubscriptions": [...]}};
+//   - POST /webhooks/secretkey takes an optional {"validFrom"} and answers 200
+//     {"value", "validFrom", "id"} (the spec: 201 {"secretKey"});
+//   - PUT /webhooks items carry `state` (the spec's `webhookState` alone is refused with 400);
+//   - GET /webhooks and GET /userSubscriptions require product=g2w (400 without it); the spec
+//     has no list of webhooks, and lists user subscriptions as a bare array;
+//   - PUT /userSubscriptions takes an array of {webhookKey, userSubscriptionKey,
+//     userSubscriptionState?, callbackUrl?}, both keys required (400 otherwise); the spec's
+//     PUT and DELETE /userSubscriptions/{key} answer 405; DELETE /userSubscriptions and
+//     DELETE /webhooks take an array of keys and answer 202;
+//   - objects carry live names: `state` on webhooks, `userSubscriptionKey` (a JSON integer)
+//     and the derived `activationState` on subscriptions; webhook keys are UUID strings;
+//   - callback URLs must be https (loopback hosts excepted, for local use) and non-empty, and
+//     answer a GET with 200 (the spec: any URI);
+//   - a bad, expired or missing token is 403 {"int_err_code": "InvalidToken", "msg"} (the
+//     spec declares no error).
+//
+// Other errors are {"errorCode", "description"}. A user subscription belongs to the organizer
+// whose token created it: the others neither see nor change it.
 
 var _ g2wapi.ServerInterface = (*api)(nil)
 
@@ -38,8 +54,8 @@ var _ g2wapi.ServerInterface = (*api)(nil)
 type api struct {
 	store   *store
 	checker *callbackChecker
-	userKey string
 	now     func() time.Time
+	delay   time.Duration // before a new webhook or subscription is visible
 }
 
 // Event names and product a webhook may be created for (the spec's enums).
@@ -52,40 +68,41 @@ const productG2W = "g2w"
 // maxRequest bounds a management request body.
 const maxRequest = 1 << 20
 
-// webhookJSON is a webhook in the spec's Webhook schema.
+// webhookJSON is a webhook as live GoTo answers it.
 type webhookJSON struct {
 	WebhookKey   string `json:"webhookKey"`
 	Product      string `json:"product"`
 	EventName    string `json:"eventName"`
 	EventVersion string `json:"eventVersion"`
 	CallbackURL  string `json:"callbackUrl"`
-	WebhookState State  `json:"webhookState"`
+	State        State  `json:"state"`
 	CreateTime   string `json:"createTime"`
 }
 
 func toWebhookJSON(w webhookRec) webhookJSON {
 	return webhookJSON{WebhookKey: w.key, Product: w.product, EventName: w.eventName, EventVersion: w.eventVersion,
-		CallbackURL: w.callbackURL, WebhookState: w.state, CreateTime: w.created.Format(time.RFC3339Nano)}
+		CallbackURL: w.callbackURL, State: w.state, CreateTime: w.created.Format(time.RFC3339Nano)}
 }
 
-// subscriptionJSON is a subscription in the spec's UserSubscription schema plus live GoTo's
-// derived activationState, which g2wctl doctor reads.
+// subscriptionJSON is a user subscription as live GoTo answers it: its key a bare integer.
 type subscriptionJSON struct {
-	SubscriptionKey       string `json:"subscriptionKey"`
-	UserKey               string `json:"userKey"`
-	WebhookKey            string `json:"webhookKey"`
-	CallbackURL           string `json:"callbackUrl,omitempty"`
-	UserSubscriptionState State  `json:"userSubscriptionState"`
-	ActivationState       State  `json:"activationState"`
+	UserSubscriptionKey   json.Number `json:"userSubscriptionKey"`
+	UserKey               string      `json:"userKey"`
+	WebhookKey            string      `json:"webhookKey"`
+	CallbackURL           string      `json:"callbackUrl,omitempty"`
+	UserSubscriptionState State       `json:"userSubscriptionState"`
+	ActivationState       State       `json:"activationState"`
+	CreateTime            string      `json:"createTime"`
 }
 
 func toSubscriptionJSON(v subscriptionView) subscriptionJSON {
-	return subscriptionJSON{SubscriptionKey: v.key, UserKey: v.userKey, WebhookKey: v.webhookKey,
-		CallbackURL: v.callbackURL, UserSubscriptionState: v.state, ActivationState: v.activation}
+	return subscriptionJSON{UserSubscriptionKey: json.Number(v.key), UserKey: v.userKey, WebhookKey: v.webhookKey,
+		CallbackURL: v.callbackURL, UserSubscriptionState: v.state, ActivationState: v.activation,
+		CreateTime: v.created.Format(time.RFC3339Nano)}
 }
 
 // CreateWebhookSecretKey creates a signing key. The body is optional; {"validFrom": "..."}
-// schedules the key for later (GoTo's rotation).
+// schedules the key for later (GoTo's rotation): deliveries are signed with it from then on.
 func (a *api) CreateWebhookSecretKey(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ValidFrom *time.Time `json:"validFrom"`
@@ -96,7 +113,7 @@ func (a *api) CreateWebhookSecretKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			writeError(w, http.StatusBadRequest, "InvalidRequest", "body is not a JSON object with an optional validFrom")
+			writeError(w, http.StatusBadRequest, "InvalidRequest", "body is not a JSON object with an optional validFrom (ISO-8601)")
 			return
 		}
 	}
@@ -105,26 +122,21 @@ func (a *api) CreateWebhookSecretKey(w http.ResponseWriter, r *http.Request) {
 		validFrom = req.ValidFrom.UTC()
 	}
 	k := a.store.addSecret(uuid.NewString(), validFrom)
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"secretKey": k.value, // the spec's field
-		"value":     k.value, // live GoTo's
-		"validFrom": k.validFrom.Format(time.RFC3339Nano),
-		"id":        k.id,
-	})
+	writeJSON(w, http.StatusOK, map[string]any{"value": k.value, "validFrom": k.validFrom.Format(time.RFC3339Nano), "id": k.id})
 }
 
-// webhookCreateJSON is one webhook to create, as the spec's WebhookCreate.
+// webhookCreateJSON is one webhook to create.
 type webhookCreateJSON struct {
-	Product      string `json:"product"`
-	EventName    string `json:"eventName"`
-	EventVersion string `json:"eventVersion"`
-	CallbackURL  string `json:"callbackUrl"`
+	Product      string  `json:"product"`
+	EventName    string  `json:"eventName"`
+	EventVersion string  `json:"eventVersion"`
+	CallbackURL  *string `json:"callbackUrl"`
 }
 
-// CreateWebhook creates one webhook (spec: an object → 201 Webhook) or several (live: an
-// array → 201 {"_embedded": {"webhooks": [...]}}), all INACTIVE, after checking each callback.
+// CreateWebhook creates webhooks from an array, all INACTIVE, after checking each callback;
+// 200 {"_embedded": {"webhooks": [...]}}.
 func (a *api) CreateWebhook(w http.ResponseWriter, r *http.Request) {
-	items, array, ok := decodeOneOrMany[webhookCreateJSON](w, r)
+	items, ok := decodeArray[webhookCreateJSON](w, r)
 	if !ok {
 		return
 	}
@@ -140,27 +152,26 @@ func (a *api) CreateWebhook(w http.ResponseWriter, r *http.Request) {
 		case it.EventVersion == "":
 			writeError(w, http.StatusBadRequest, "InvalidEventVersion", "eventVersion is required")
 			return
+		case it.CallbackURL == nil:
+			writeError(w, http.StatusBadRequest, "InvalidCallbackUrl", "callbackUrl is required")
+			return
 		}
-		recs[i] = webhookRec{product: it.Product, eventName: it.EventName, eventVersion: it.EventVersion, callbackURL: it.CallbackURL}
+		recs[i] = webhookRec{key: uuid.NewString(), product: it.Product, eventName: it.EventName, eventVersion: it.EventVersion, callbackURL: *it.CallbackURL}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(recs, func(x webhookRec) string { return x.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(items, func(x webhookCreateJSON) *string { return x.CallbackURL })) {
 		return
 	}
-	created := a.store.addWebhooks(recs, a.now())
+	created := a.store.addWebhooks(recs, a.now(), a.delay)
 	out := make([]webhookJSON, len(created))
 	for i, c := range created {
 		out[i] = toWebhookJSON(c)
 	}
-	if array {
-		writeJSON(w, http.StatusCreated, embedded("webhooks", out))
-		return
-	}
-	writeJSON(w, http.StatusCreated, out[0])
+	writeJSON(w, http.StatusOK, embedded("webhooks", out))
 }
 
 // GetWebhook answers one webhook.
 func (a *api) GetWebhook(w http.ResponseWriter, _ *http.Request, key g2wapi.WebhookKey) {
-	rec, err := a.store.webhook(key)
+	rec, err := a.store.webhook(key, a.now())
 	if err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "no webhook "+key)
 		return
@@ -168,14 +179,31 @@ func (a *api) GetWebhook(w http.ResponseWriter, _ *http.Request, key g2wapi.Webh
 	writeJSON(w, http.StatusOK, toWebhookJSON(rec))
 }
 
-// listWebhooks is live GoTo's GET /webhooks?product=g2w (not in the spec); one Go integration
-// sends productType instead, which is accepted too.
-func (a *api) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	product := r.URL.Query().Get("product")
+// requireProduct answers 400 and false unless the query has product=g2w, as live GoTo's lists
+// ("Product must be provided"). One Go integration sends productType, accepted too.
+func requireProduct(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	product := q.Get("product")
 	if product == "" {
-		product = r.URL.Query().Get("productType")
+		product = q.Get("productType")
 	}
-	recs := a.store.listWebhooks(product)
+	switch product {
+	case productG2W:
+		return true
+	case "":
+		writeError(w, http.StatusBadRequest, "InvalidRequest", "Product must be provided")
+	default:
+		writeError(w, http.StatusBadRequest, "InvalidProduct", fmt.Sprintf("product %q is not g2w", product))
+	}
+	return false
+}
+
+// listWebhooks is live GoTo's GET /webhooks?product=g2w (not in the spec).
+func (a *api) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	if !requireProduct(w, r) {
+		return
+	}
+	recs := a.store.listWebhooks(productG2W, a.now())
 	out := make([]webhookJSON, len(recs))
 	for i, rec := range recs {
 		out[i] = toWebhookJSON(rec)
@@ -183,14 +211,14 @@ func (a *api) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, embedded("webhooks", out))
 }
 
-// UpdateWebhooks sets states (and callbacks) of webhooks: an array of {webhookKey,
-// webhookState} (the spec) or {webhookKey, state, callbackUrl?} (live GoTo). 204.
+// UpdateWebhooks sets states (and callbacks) of webhooks: an array of {webhookKey, state,
+// callbackUrl?}. 204. The spec's `webhookState` is not live GoTo's field: an item with only
+// that has no state, and is refused.
 func (a *api) UpdateWebhooks(w http.ResponseWriter, r *http.Request) {
 	type item struct {
-		WebhookKey   string `json:"webhookKey"`
-		WebhookState State  `json:"webhookState"`
-		State        State  `json:"state"`
-		CallbackURL  string `json:"callbackUrl"`
+		WebhookKey  flexKey `json:"webhookKey"`
+		State       State   `json:"state"`
+		CallbackURL *string `json:"callbackUrl"`
 	}
 	items, ok := decodeArray[item](w, r)
 	if !ok {
@@ -198,20 +226,16 @@ func (a *api) UpdateWebhooks(w http.ResponseWriter, r *http.Request) {
 	}
 	changes := make([]change, len(items))
 	for i, it := range items {
-		state := it.State
-		if state == "" {
-			state = it.WebhookState
-		}
-		if it.WebhookKey == "" || !state.valid() && (state != "" || it.CallbackURL == "") {
+		if it.WebhookKey == "" || !it.State.valid() {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a webhookKey and a state of ACTIVE or INACTIVE")
 			return
 		}
-		changes[i] = change{key: it.WebhookKey, state: state, callbackURL: it.CallbackURL}
+		changes[i] = change{key: string(it.WebhookKey), state: it.State, callbackURL: deref(it.CallbackURL)}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c change) string { return c.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(items, func(it item) *string { return it.CallbackURL })) {
 		return
 	}
-	if err := a.store.updateWebhooks(changes); err != nil {
+	if err := a.store.updateWebhooks(changes, a.now()); err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "unknown webhookKey")
 		return
 	}
@@ -224,28 +248,28 @@ func (a *api) deleteWebhooks(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.store.deleteWebhooks(flexKeys(keys)); err != nil {
+	if err := a.store.deleteWebhooks(flexKeys(keys), a.now()); err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "unknown webhookKey")
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// subscriptionCreateJSON is one subscription to create, as the spec's UserSubscriptionCreate.
+// subscriptionCreateJSON is one subscription to create.
 type subscriptionCreateJSON struct {
-	WebhookKey            string `json:"webhookKey"`
-	CallbackURL           string `json:"callbackUrl"`
-	UserSubscriptionState State  `json:"userSubscriptionState"`
+	WebhookKey            flexKey `json:"webhookKey"`
+	CallbackURL           *string `json:"callbackUrl"`
+	UserSubscriptionState State   `json:"userSubscriptionState"`
 }
 
-// CreateUserSubscription subscribes the token's user to webhooks: one object (the spec → 201
-// UserSubscription) or an array (live → 201 {"_embedded": {"userSubscriptions": [...]}}).
-// The state defaults to ACTIVE, as the spec says.
+// CreateUserSubscription subscribes the token's organizer to webhooks, from an array; the
+// state defaults to ACTIVE. 200 {"_embedded": {"userSubscriptions": [...]}}.
 func (a *api) CreateUserSubscription(w http.ResponseWriter, r *http.Request) {
-	items, array, ok := decodeOneOrMany[subscriptionCreateJSON](w, r)
+	items, ok := decodeArray[subscriptionCreateJSON](w, r)
 	if !ok {
 		return
 	}
+	user := requestUser(r.Context())
 	recs := make([]subscriptionRec, len(items))
 	for i, it := range items {
 		state := it.UserSubscriptionState
@@ -256,45 +280,39 @@ func (a *api) CreateUserSubscription(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a webhookKey, and a userSubscriptionState of ACTIVE or INACTIVE if any")
 			return
 		}
-		recs[i] = subscriptionRec{webhookKey: it.WebhookKey, userKey: a.userKey, callbackURL: it.CallbackURL, state: state}
+		recs[i] = subscriptionRec{webhookKey: string(it.WebhookKey), userKey: user, callbackURL: deref(it.CallbackURL), state: state}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(recs, func(s subscriptionRec) string { return s.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(items, func(it subscriptionCreateJSON) *string { return it.CallbackURL })) {
 		return
 	}
-	created, err := a.store.addSubscriptions(recs)
+	created, err := a.store.addSubscriptions(recs, a.now(), a.delay)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "InvalidWebhookKey", "unknown webhookKey")
 		return
 	}
 	out := make([]subscriptionJSON, len(created))
 	for i, c := range created {
-		// Read back for the derived activationState.
-		v, err := a.store.subscription(c.key)
-		if err != nil { // deleted concurrently
-			v = subscriptionView{subscriptionRec: c, activation: StateInactive}
-		}
-		out[i] = toSubscriptionJSON(v)
+		out[i] = toSubscriptionJSON(c)
 	}
-	if array {
-		writeJSON(w, http.StatusCreated, embedded("userSubscriptions", out))
-		return
-	}
-	writeJSON(w, http.StatusCreated, out[0])
+	writeJSON(w, http.StatusOK, embedded("userSubscriptions", out))
 }
 
-// ListUserSubscriptions answers the spec's bare array.
-func (a *api) ListUserSubscriptions(w http.ResponseWriter, _ *http.Request) {
-	views := a.store.listSubscriptions()
+// ListUserSubscriptions answers the token's organizer's subscriptions; product=g2w required.
+func (a *api) ListUserSubscriptions(w http.ResponseWriter, r *http.Request) {
+	if !requireProduct(w, r) {
+		return
+	}
+	views := a.store.listSubscriptions(requestUser(r.Context()), a.now())
 	out := make([]subscriptionJSON, len(views))
 	for i, v := range views {
 		out[i] = toSubscriptionJSON(v)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, embedded("userSubscriptions", out))
 }
 
-// GetUserSubscription answers one subscription.
-func (a *api) GetUserSubscription(w http.ResponseWriter, _ *http.Request, key g2wapi.SubscriptionKey) {
-	v, err := a.store.subscription(key)
+// GetUserSubscription answers one of the token's organizer's subscriptions.
+func (a *api) GetUserSubscription(w http.ResponseWriter, r *http.Request, key g2wapi.SubscriptionKey) {
+	v, err := a.store.subscription(key, requestUser(r.Context()), a.now())
 	if err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "no user subscription "+key)
 		return
@@ -302,30 +320,26 @@ func (a *api) GetUserSubscription(w http.ResponseWriter, _ *http.Request, key g2
 	writeJSON(w, http.StatusOK, toSubscriptionJSON(v))
 }
 
-// UpdateUserSubscription is the spec's PUT /userSubscriptions/{key}. 204.
-func (a *api) UpdateUserSubscription(w http.ResponseWriter, r *http.Request, key g2wapi.SubscriptionKey) {
-	var it struct {
-		CallbackURL           string `json:"callbackUrl"`
-		UserSubscriptionState State  `json:"userSubscriptionState"`
-	}
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	if err := json.Unmarshal(body, &it); err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidRequest", "body is not a UserSubscriptionUpdate object")
-		return
-	}
-	a.updateSubscriptions(w, r, []change{{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}})
+// UpdateUserSubscription is the spec's PUT /userSubscriptions/{key}, which GoTo's published
+// API does not have: 405.
+func (a *api) UpdateUserSubscription(w http.ResponseWriter, _ *http.Request, _ g2wapi.SubscriptionKey) {
+	writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "update with PUT /userSubscriptions and an array of {webhookKey, userSubscriptionKey, …}")
 }
 
-// updateSubscriptionsLive is live GoTo's PUT /userSubscriptions with an array (not in the spec).
-func (a *api) updateSubscriptionsLive(w http.ResponseWriter, r *http.Request) {
+// DeleteUserSubscription is the spec's DELETE /userSubscriptions/{key}, which GoTo's
+// published API does not have: 405.
+func (a *api) DeleteUserSubscription(w http.ResponseWriter, _ *http.Request, _ g2wapi.SubscriptionKey) {
+	writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "delete with DELETE /userSubscriptions and an array of keys")
+}
+
+// updateSubscriptions is live GoTo's PUT /userSubscriptions: an array of {webhookKey,
+// userSubscriptionKey, userSubscriptionState?, callbackUrl?}, both keys required. 204.
+func (a *api) updateSubscriptions(w http.ResponseWriter, r *http.Request) {
 	type item struct {
+		WebhookKey            flexKey `json:"webhookKey"`
 		UserSubscriptionKey   flexKey `json:"userSubscriptionKey"`
-		SubscriptionKey       flexKey `json:"subscriptionKey"`
 		UserSubscriptionState State   `json:"userSubscriptionState"`
-		CallbackURL           string  `json:"callbackUrl"`
+		CallbackURL           *string `json:"callbackUrl"`
 	}
 	items, ok := decodeArray[item](w, r)
 	if !ok {
@@ -333,64 +347,50 @@ func (a *api) updateSubscriptionsLive(w http.ResponseWriter, r *http.Request) {
 	}
 	changes := make([]change, len(items))
 	for i, it := range items {
-		key := string(it.UserSubscriptionKey)
-		if key == "" {
-			key = string(it.SubscriptionKey)
-		}
-		changes[i] = change{key: key, state: it.UserSubscriptionState, callbackURL: it.CallbackURL}
-	}
-	a.updateSubscriptions(w, r, changes)
-}
-
-func (a *api) updateSubscriptions(w http.ResponseWriter, r *http.Request, changes []change) {
-	for _, c := range changes {
-		if c.key == "" || c.state != "" && !c.state.valid() || c.state == "" && c.callbackURL == "" {
-			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a key and a userSubscriptionState of ACTIVE or INACTIVE or a callbackUrl")
+		switch {
+		case it.WebhookKey == "" || it.UserSubscriptionKey == "":
+			writeError(w, http.StatusBadRequest, "InvalidRequest", "each entry needs a webhookKey and a userSubscriptionKey")
+			return
+		case it.UserSubscriptionState != "" && !it.UserSubscriptionState.valid():
+			writeError(w, http.StatusBadRequest, "InvalidRequest", "userSubscriptionState must be ACTIVE or INACTIVE")
 			return
 		}
+		changes[i] = change{key: string(it.UserSubscriptionKey), webhookKey: string(it.WebhookKey),
+			state: it.UserSubscriptionState, callbackURL: deref(it.CallbackURL)}
 	}
-	if !a.checkCallbacks(w, r, callbacksOf(changes, func(c change) string { return c.callbackURL })) {
+	if !a.checkCallbacks(w, r, callbacksOf(items, func(it item) *string { return it.CallbackURL })) {
 		return
 	}
-	if err := a.store.updateSubscriptions(changes); err != nil {
-		writeError(w, http.StatusNotFound, "NotFound", "unknown user subscription key")
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// DeleteUserSubscription is the spec's DELETE /userSubscriptions/{key}. 204.
-func (a *api) DeleteUserSubscription(w http.ResponseWriter, _ *http.Request, key g2wapi.SubscriptionKey) {
-	if err := a.store.deleteSubscriptions([]string{key}); err != nil {
-		writeError(w, http.StatusNotFound, "NotFound", "no user subscription "+key)
+	if err := a.store.updateSubscriptions(changes, requestUser(r.Context()), a.now()); err != nil {
+		writeError(w, http.StatusNotFound, "NotFound", "unknown user subscription, or not of that webhook")
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// deleteSubscriptionsLive is live GoTo's DELETE /userSubscriptions with an array of keys. 202.
-func (a *api) deleteSubscriptionsLive(w http.ResponseWriter, r *http.Request) {
+// deleteSubscriptions is live GoTo's DELETE /userSubscriptions with an array of keys. 202.
+func (a *api) deleteSubscriptions(w http.ResponseWriter, r *http.Request) {
 	keys, ok := decodeArray[flexKey](w, r)
 	if !ok {
 		return
 	}
-	if err := a.store.deleteSubscriptions(flexKeys(keys)); err != nil {
+	if err := a.store.deleteSubscriptions(flexKeys(keys), requestUser(r.Context()), a.now()); err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "unknown user subscription key")
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// checkCallbacks checks every distinct non-empty callback URL as GoTo does, answering 400 and
-// false on the first that fails.
-func (a *api) checkCallbacks(w http.ResponseWriter, r *http.Request, urls []string) bool {
+// checkCallbacks checks every distinct callback URL given (nil: not given) as GoTo does,
+// answering 400 and false on the first that fails.
+func (a *api) checkCallbacks(w http.ResponseWriter, r *http.Request, urls []*string) bool {
 	seen := map[string]bool{}
 	for _, u := range urls {
-		if u == "" || seen[u] {
+		if u == nil || seen[*u] {
 			continue
 		}
-		seen[u] = true
-		if err := a.checker.check(r.Context(), u); err != nil {
+		seen[*u] = true
+		if err := a.checker.check(r.Context(), *u); err != nil {
 			writeError(w, http.StatusBadRequest, "InvalidCallbackUrl", err.Error())
 			return false
 		}
@@ -398,24 +398,39 @@ func (a *api) checkCallbacks(w http.ResponseWriter, r *http.Request, urls []stri
 	return true
 }
 
-func callbacksOf[T any](items []T, f func(T) string) []string {
-	out := make([]string, len(items))
+func callbacksOf[T any](items []T, f func(T) *string) []*string {
+	out := make([]*string, len(items))
 	for i, it := range items {
 		out[i] = f(it)
 	}
 	return out
 }
 
-// callbackChecker checks a callback URL with a GET that must answer 200, as GoTo does when a
-// webhook or subscription is created or updated.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// callbackChecker checks a callback URL as GoTo does when a webhook or subscription is
+// created or updated: https (or a loopback host, or any http host when insecure), then a GET
+// that must answer 200.
 type callbackChecker struct {
-	client *http.Client
+	client   *http.Client
+	insecure bool
 }
 
 func (c *callbackChecker) check(ctx context.Context, raw string) error {
+	if strings.TrimSpace(raw) == "" {
+		return errors.New("callbackUrl is empty")
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("callbackUrl %q is not an absolute http(s) URL", raw)
+		return fmt.Errorf("callbackUrl %q is not an absolute https URL", raw)
+	}
+	if u.Scheme == "http" && !c.insecure && !loopback(u.Hostname()) {
+		return fmt.Errorf("callbackUrl %q is not https", raw)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
@@ -433,6 +448,15 @@ func (c *callbackChecker) check(ctx context.Context, raw string) error {
 	return nil
 }
 
+// loopback reports whether host is localhost or a loopback address.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // readBody reads a bounded request body, answering 400 itself on failure.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
@@ -443,30 +467,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return body, true
 }
 
-// decodeOneOrMany decodes a body that is one object (the spec) or an array (live GoTo),
-// reporting which; an empty array is refused.
-func decodeOneOrMany[T any](w http.ResponseWriter, r *http.Request) (items []T, array, ok bool) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return nil, false, false
-	}
-	body = bytes.TrimSpace(body)
-	if len(body) > 0 && body[0] == '[' {
-		if err := json.Unmarshal(body, &items); err != nil || len(items) == 0 {
-			writeError(w, http.StatusBadRequest, "InvalidRequest", "body is not a non-empty JSON array of objects")
-			return nil, true, false
-		}
-		return items, true, true
-	}
-	var one T
-	if err := json.Unmarshal(body, &one); err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidRequest", "body is neither a JSON object nor an array of them")
-		return nil, false, false
-	}
-	return []T{one}, false, true
-}
-
-// decodeArray decodes a non-empty JSON array body.
+// decodeArray decodes a non-empty JSON array body; one object (the spec's create shape) is
+// refused like any other non-array.
 func decodeArray[T any](w http.ResponseWriter, r *http.Request) ([]T, bool) {
 	body, ok := readBody(w, r)
 	if !ok {

@@ -18,11 +18,11 @@ const (
 
 // DeliverHandler is the emulator's control endpoint: each POST generates the scenario
 // scenario.GenerateWith(defaults) describes, with the query parameters seed, webinars,
-// registrants and join_rate overriding the defaults, delivers it with d, and answers the
-// Report (with the scenario's expected figures) as JSON once every delivery has finished.
-// webinars=0 is the small fixed scenario. It is what a demo or a load test calls after
-// setting up the webhooks (g2wctl setup).
-func DeliverHandler(d *Deliverer, defaults scenario.Options) http.Handler {
+// registrants and join_rate overriding the defaults, shares its webinars out among orgs
+// (ShareScenario), delivers it with d, and answers the Report (with the scenario's expected
+// figures) as JSON once every delivery has finished. webinars=0 is the small fixed scenario.
+// It is what a demo or a load test calls after setting up the webhooks (g2wctl setup).
+func DeliverHandler(d *Deliverer, orgs []Organizer, defaults scenario.Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "POST to deliver a scenario")
@@ -33,7 +33,7 @@ func DeliverHandler(d *Deliverer, defaults scenario.Options) http.Handler {
 			writeError(w, http.StatusBadRequest, code, msg)
 			return
 		}
-		report, err := d.DeliverScenario(r.Context(), scenario.GenerateWith(opts))
+		report, err := d.DeliverShared(r.Context(), ShareScenario(scenario.GenerateWith(opts), orgs))
 		d.cfg.Logger.Info("delivery run", "seed", opts.Seed, "webinars", opts.Webinars,
 			"registrants", opts.RegistrantsPerWebinar, "joinRate", opts.JoinRate,
 			"events", report.Events, "planned", report.Planned,

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/turnout-analytics/turnout/internal/g2wapi"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
@@ -35,15 +34,13 @@ func TestDeliverHandlerSized(t *testing.T) {
 			rc := &receiver{t: t, attempts: map[string]int{}, byEvent: map[string]int{}, bodies: map[string]bool{}}
 			cb := httptest.NewServer(rc)
 			t.Cleanup(cb.Close)
-			c, err := g2wapi.New(g2wapi.Config{BaseURL: srv.URL + BasePath, HTTPClient: authClient(t, srv)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := apiClient(t, srv, "")
 			secret, _, _ := setupAccount(t, c, cb.URL)
+			var err error
 			if rc.verifier, err = webhook.NewVerifier([]byte(secret)); err != nil {
 				t.Fatal(err)
 			}
-			ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{Concurrency: 8}), defaults))
+			ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{Concurrency: 8}), sim.Organizers(), defaults))
 			t.Cleanup(ctl.Close)
 
 			resp, err := http.Post(ctl.URL+tt.query, "", nil)
@@ -79,7 +76,7 @@ func TestDeliverHandlerSized(t *testing.T) {
 func TestDeliverHandlerRejectsBadQueries(t *testing.T) {
 	t.Parallel()
 	// No router: a bad query must be refused before any delivery is attempted.
-	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(nil, DeliveryConfig{}), scenario.Options{Seed: 1}))
+	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(nil, DeliveryConfig{}), nil, scenario.Options{Seed: 1}))
 	t.Cleanup(ctl.Close)
 	for _, q := range []string{"seed=-1", "webinars=-1", "webinars=many", "webinars=100001", "registrants=0",
 		"registrants=10001", "join_rate=1.5", "join_rate=x", "webinars=100000&registrants=100"} {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -22,8 +23,9 @@ import (
 
 // Router says where an event goes; *Sim is one.
 type Router interface {
-	// Targets returns the callbacks an event named eventName is delivered to now.
-	Targets(eventName string) []Target
+	// Targets returns the callbacks an event named eventName of the organizer organizerKey
+	// is delivered to now.
+	Targets(eventName, organizerKey string) []Target
 }
 
 // DeliveryConfig configures a Deliverer. The zero value delivers in order, four at a time,
@@ -71,10 +73,11 @@ type Report struct {
 	Failed    int `json:"failed"`
 	Retries   int `json:"retries"`
 	// Unrouted counts planned deliveries no webhook took (none ACTIVE with an ACTIVE
-	// subscription for the event, or no valid secret key).
+	// subscription of the event's organizer, or no valid secret key).
 	Unrouted int `json:"unrouted"`
-	// ByEvent counts Delivered per event name.
-	ByEvent map[string]int `json:"byEvent"`
+	// ByEvent counts Delivered per event name, ByOrganizer per organizer key.
+	ByEvent     map[string]int `json:"byEvent"`
+	ByOrganizer map[string]int `json:"byOrganizer"`
 	// Expected is the scenario's conversion figures per webinar key, for comparison with
 	// analytics.webinar_conversion; nil when the events came from elsewhere.
 	Expected map[string]scenario.Figures `json:"expected,omitempty"`
@@ -124,15 +127,30 @@ func (d *Deliverer) DeliverScenario(ctx context.Context, sc scenario.Scenario) (
 	return r, err
 }
 
+// DeliverShared delivers the organizers' parts of a scenario (ShareScenario) as one run, and
+// reports with the figures of them all: what a company account with several organizers sends.
+func (d *Deliverer) DeliverShared(ctx context.Context, parts []OrganizerScenario) (Report, error) {
+	var events [][]byte
+	expected := map[string]scenario.Figures{}
+	for _, p := range parts {
+		events = append(events, p.Scenario.Events...)
+		maps.Copy(expected, p.Scenario.Expected)
+	}
+	r, err := d.Deliver(ctx, events)
+	r.Expected = expected
+	return r, err
+}
+
 // Deliver delivers each body (a GoToWebinar event) to its targets, resolved when its turn
 // comes, so a webhook or subscription deactivated mid-run stops receiving. It returns when
 // every delivery has succeeded or given up, or with ctx's error when ctx ends first.
 func (d *Deliverer) Deliver(ctx context.Context, events [][]byte) (Report, error) {
 	plan, dups := d.plan(events)
 	var (
-		c       counters
-		mu      sync.Mutex
-		byEvent = map[string]int{}
+		c           counters
+		mu          sync.Mutex
+		byEvent     = map[string]int{}
+		byOrganizer = map[string]int{}
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(d.cfg.Concurrency)
@@ -140,8 +158,10 @@ func (d *Deliverer) Deliver(ctx context.Context, events [][]byte) (Report, error
 		if gctx.Err() != nil {
 			break
 		}
-		name := eventName(body)
-		targets := d.router.Targets(name)
+		var ids eventIDs
+		_ = ids.decode(body) // a body without a name goes nowhere, which Unrouted reports
+		name, org := ids.EventName, ids.organizer()
+		targets := d.router.Targets(name, org)
 		if len(targets) == 0 {
 			c.unrouted.Add(1)
 			continue
@@ -155,6 +175,7 @@ func (d *Deliverer) Deliver(ctx context.Context, events [][]byte) (Report, error
 				if ok {
 					mu.Lock()
 					byEvent[name]++
+					byOrganizer[org]++
 					mu.Unlock()
 				}
 				return nil
@@ -167,7 +188,7 @@ func (d *Deliverer) Deliver(ctx context.Context, events [][]byte) (Report, error
 	}
 	r := Report{Events: len(events), Planned: len(plan), Duplicates: dups, Dropped: len(events) - (len(plan) - dups),
 		Delivered: int(c.delivered.Load()), Failed: int(c.failed.Load()), Retries: int(c.retries.Load()),
-		Unrouted: int(c.unrouted.Load()), ByEvent: byEvent}
+		Unrouted: int(c.unrouted.Load()), ByEvent: byEvent, ByOrganizer: byOrganizer}
 	if err != nil {
 		return r, fmt.Errorf("deliver events: %w", err)
 	}

@@ -66,7 +66,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func setupAccount(t *testing.T, c *g2wapi.Client, callback string) (string, map[string]g2wapi.Webhook, map[string]g2wapi.UserSubscription) {
 	t.Helper()
 	ctx := t.Context()
-	key, err := c.CreateSecretKey(ctx)
+	key, err := c.CreateSecretKey(ctx, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,8 @@ func TestDeliver(t *testing.T) {
 			}},
 		{name: "subscription deactivated", off: "registrant.added", times: 1,
 			change: func(ctx context.Context, c *g2wapi.Client, _ map[string]g2wapi.Webhook, subs map[string]g2wapi.UserSubscription) error {
-				return c.UpdateUserSubscriptions(ctx, g2wapi.UserSubscriptionChange{Key: subs["registrant.added"].Key, State: g2wapi.StateInactive})
+				s := subs["registrant.added"]
+				return c.UpdateUserSubscriptions(ctx, g2wapi.UserSubscriptionChange{Key: s.Key, WebhookKey: s.WebhookKey, State: g2wapi.StateInactive})
 			}},
 		{name: "500 then 200 is retried", failFirst: true, wantRetries: len(sc.Events), times: 1,
 			cfg: DeliveryConfig{Backoff: time.Millisecond}},
@@ -132,11 +133,9 @@ func TestDeliver(t *testing.T) {
 			rc := &receiver{t: t, failFirst: tt.failFirst, attempts: map[string]int{}, byEvent: map[string]int{}, bodies: map[string]bool{}}
 			cb := httptest.NewServer(rc)
 			t.Cleanup(cb.Close)
-			c, err := g2wapi.New(g2wapi.Config{BaseURL: srv.URL + BasePath, HTTPClient: authClient(t, srv)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := apiClient(t, srv, "")
 			secret, hooks, subs := setupAccount(t, c, cb.URL)
+			var err error
 			if rc.verifier, err = webhook.NewVerifier([]byte(secret)); err != nil {
 				t.Fatal(err)
 			}
@@ -188,12 +187,10 @@ func TestDeliverHandler(t *testing.T) {
 	rc := &receiver{t: t, attempts: map[string]int{}, byEvent: map[string]int{}, bodies: map[string]bool{}}
 	cb := httptest.NewServer(rc)
 	t.Cleanup(cb.Close)
-	c, err := g2wapi.New(g2wapi.Config{BaseURL: srv.URL + BasePath, HTTPClient: authClient(t, srv)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := apiClient(t, srv, "")
+	var err error
 	setupAccount(t, c, cb.URL)
-	rotated, err := c.CreateSecretKey(t.Context()) // valid now, so it signs from now on
+	rotated, err := c.CreateSecretKey(t.Context(), time.Time{}) // valid now, so it signs from now on
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +198,7 @@ func TestDeliverHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{}), scenario.Options{Seed: 1}))
+	ctl := httptest.NewServer(DeliverHandler(NewDeliverer(sim, DeliveryConfig{}), sim.Organizers(), scenario.Options{Seed: 1}))
 	t.Cleanup(ctl.Close)
 	resp, err := http.Post(ctl.URL+"?seed=5", "", nil)
 	if err != nil {

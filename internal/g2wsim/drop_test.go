@@ -14,7 +14,7 @@ import (
 // oneTarget routes every event to one callback.
 type oneTarget string
 
-func (u oneTarget) Targets(string) []Target { return []Target{{URL: string(u), Secret: "k"}} }
+func (u oneTarget) Targets(string, string) []Target { return []Target{{URL: string(u), Secret: "k"}} }
 
 // TestDropLeavesHoles: with Drop 0.2 about a fifth of the events never arrive, the same ones
 // for the same seed, and the report counts them.
@@ -73,7 +73,7 @@ func TestReportingIsMounted(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
 		t.Errorf("without a token: %d, want 401 or 403", resp.StatusCode)
 	}
-	resp, err = authClient(t, srv).Get(path)
+	resp, err = authClient(t, srv, "").Get(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestReportingIsMounted(t *testing.T) {
 		t.Errorf("with a token: %d, want 200", resp.StatusCode)
 	}
 	// The management API is still there.
-	resp, err = authClient(t, srv).Get(srv.URL + BasePath + "/webhooks?product=g2w")
+	resp, err = authClient(t, srv, "").Get(srv.URL + BasePath + "/webhooks?product=g2w")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,41 +17,52 @@ import (
 // is no user to ask), /oauth/token takes a form body with HTTP Basic client authentication and
 // grants authorization_code, refresh_token and client_credentials. A refresh answer omits
 // refresh_token, as live GoTo's usually does, so clients must keep the old one.
+//
+// Every token belongs to one organizer. There is no login page: /oauth/authorize logs in the
+// organizer its login_hint names (key or email; an OpenID Connect parameter), or the first
+// organizer without one; a client_credentials token belongs to the organizer named by a
+// login_hint form field, or the first.
 
 // codeLifetime bounds how long an authorization code may wait to be exchanged.
 const codeLifetime = 5 * time.Minute
 
 type authCode struct {
 	redirectURI string
+	user        string
 	expires     time.Time
 }
 
-// tokens holds issued codes, access tokens and refresh tokens.
+type accessGrant struct {
+	user    string
+	expires time.Time
+}
+
+// tokens holds issued codes, access tokens and refresh tokens, each with its organizer.
 type tokens struct {
 	mu      sync.Mutex
 	codes   map[string]authCode
-	access  map[string]time.Time // token -> expiry
-	refresh map[string]bool
+	access  map[string]accessGrant
+	refresh map[string]string // refresh token -> organizer key
 }
 
 func newTokens() *tokens {
-	return &tokens{codes: map[string]authCode{}, access: map[string]time.Time{}, refresh: map[string]bool{}}
+	return &tokens{codes: map[string]authCode{}, access: map[string]accessGrant{}, refresh: map[string]string{}}
 }
 
-// valid reports whether token is an access token not yet expired at now; expired ones are
-// forgotten, so a load test does not grow the map without bound.
-func (t *tokens) valid(token string, now time.Time) bool {
+// user returns the organizer of token, an access token not yet expired at now; expired ones
+// are forgotten, so a load test does not grow the map without bound.
+func (t *tokens) user(token string, now time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	exp, ok := t.access[token]
+	g, ok := t.access[token]
 	if !ok {
-		return false
+		return "", false
 	}
-	if !now.Before(exp) {
+	if !now.Before(g.expires) {
 		delete(t.access, token)
-		return false
+		return "", false
 	}
-	return true
+	return g.user, true
 }
 
 func randomToken() string {
@@ -64,9 +75,23 @@ func randomToken() string {
 type oauth struct {
 	clientID, clientSecret string
 	lifetime               time.Duration
-	userKey, accountKey    string
+	organizers             []Organizer
+	accountKey             string
 	tokens                 *tokens
 	now                    func() time.Time
+}
+
+// organizer returns the organizer hint names by key or email; the first one when hint is "".
+func (o *oauth) organizer(hint string) (Organizer, bool) {
+	if hint == "" {
+		return o.organizers[0], true
+	}
+	for _, org := range o.organizers {
+		if org.Key == hint || strings.EqualFold(org.Email, hint) {
+			return org, true
+		}
+	}
+	return Organizer{}, false
 }
 
 // authorize redirects back to redirect_uri with a fresh code and the caller's state.
@@ -85,9 +110,14 @@ func (o *oauth) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "redirect_uri must be an absolute URL", http.StatusBadRequest)
 		return
 	}
+	org, ok := o.organizer(q.Get("login_hint"))
+	if !ok {
+		http.Error(w, "login_hint names no organizer of this account", http.StatusBadRequest)
+		return
+	}
 	code := randomToken()
 	o.tokens.mu.Lock()
-	o.tokens.codes[code] = authCode{redirectURI: redirect.String(), expires: o.now().Add(codeLifetime)}
+	o.tokens.codes[code] = authCode{redirectURI: redirect.String(), user: org.Key, expires: o.now().Add(codeLifetime)}
 	o.tokens.mu.Unlock()
 	back := redirect.Query()
 	back.Set("code", code)
@@ -107,6 +137,7 @@ type tokenResponse struct {
 	Scope        string `json:"scope"`
 	OrganizerKey string `json:"organizer_key"`
 	AccountKey   string `json:"account_key"`
+	Email        string `json:"email"`
 }
 
 // token grants access tokens.
@@ -128,10 +159,10 @@ func (o *oauth) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := o.now()
-	resp := tokenResponse{TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: "collab:",
-		OrganizerKey: o.userKey, AccountKey: o.accountKey}
+	resp := tokenResponse{TokenType: "Bearer", ExpiresIn: int64(o.lifetime / time.Second), Scope: "collab:", AccountKey: o.accountKey}
 	o.tokens.mu.Lock()
 	defer o.tokens.mu.Unlock()
+	var user string
 	switch grant := r.PostForm.Get("grant_type"); grant {
 	case "authorization_code":
 		code := r.PostForm.Get("code")
@@ -141,20 +172,30 @@ func (o *oauth) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown, used or expired code, or redirect_uri mismatch")
 			return
 		}
+		user = c.user
 		resp.RefreshToken = randomToken()
-		o.tokens.refresh[resp.RefreshToken] = true
+		o.tokens.refresh[resp.RefreshToken] = user
 	case "refresh_token":
-		if !o.tokens.refresh[r.PostForm.Get("refresh_token")] {
+		var ok bool
+		if user, ok = o.tokens.refresh[r.PostForm.Get("refresh_token")]; !ok {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh_token")
 			return
 		}
 	case "client_credentials":
+		org, ok := o.organizer(r.PostForm.Get("login_hint"))
+		if !ok {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "login_hint names no organizer of this account")
+			return
+		}
+		user = org.Key
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strings.TrimSpace(grant)+" is not supported")
 		return
 	}
+	org, _ := o.organizer(user)
+	resp.OrganizerKey, resp.Email = org.Key, org.Email
 	resp.AccessToken = randomToken()
-	o.tokens.access[resp.AccessToken] = now.Add(o.lifetime)
+	o.tokens.access[resp.AccessToken] = accessGrant{user: user, expires: now.Add(o.lifetime)}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -43,7 +43,7 @@ func TestOAuth(t *testing.T) {
 		Scopes:   []string{"collab:"},
 	}
 	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, srv.Client())
-	api := srv.URL + BasePath + "/userSubscriptions"
+	api := srv.URL + BasePath + "/userSubscriptions?product=g2w"
 
 	// status returns the management API's answer to a GET with tok.
 	status := func(tok *oauth2.Token) int {
@@ -75,8 +75,8 @@ func TestOAuth(t *testing.T) {
 		// omits refresh_token) gives a new access token while the client keeps the old
 		// refresh token.
 		clk.Advance(11 * time.Minute)
-		if got := status(tok); got != http.StatusUnauthorized {
-			t.Errorf("API with an expired token: %d, want 401", got)
+		if got := status(tok); got != http.StatusForbidden {
+			t.Errorf("API with an expired token: %d, want 403 (InvalidToken)", got)
 		}
 		stale := *tok
 		stale.Expiry = time.Now().Add(-time.Minute) // make oauth2 refresh

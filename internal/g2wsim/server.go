@@ -1,8 +1,11 @@
 package g2wsim
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,25 +14,46 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
+	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
 // BasePath is where the management API is served, as on api.getgo.com.
 const BasePath = "/G2W/rest/v2"
 
+// Defaults of Config.
+const (
+	DefaultTokenLifetime   = 60 * time.Minute // live GoTo's
+	DefaultVisibilityDelay = time.Second
+	DefaultAccountKey      = "7100000000000000001"
+)
+
 // Config configures a Sim. ClientID and ClientSecret are required; the rest have defaults.
 type Config struct {
 	// ClientID and ClientSecret are the one OAuth client the token endpoint accepts.
 	ClientID, ClientSecret string
-	// TokenLifetime is how long an access token is valid. Default 60 minutes, as live.
+	// TokenLifetime is how long an access token is valid. Default DefaultTokenLifetime.
 	TokenLifetime time.Duration
-	// RequestsPerSecond, when positive, makes the management API answer 429 (Retry-After: 1)
-	// to requests beyond that many in one second, as live GoTo does above 10. Default 0: off.
+	// RequestsPerSecond, when positive, makes the management API answer 429 to requests
+	// beyond that many in one wall-clock second, as live GoTo does above 10. Default 0: off.
 	RequestsPerSecond int
-	// UserKey is the GoTo user (organizer) the tokens belong to. Default the scenario's
-	// organizer, 8100000000000000001.
-	UserKey string
-	// AccountKey is the account of UserKey. Default 7100000000000000001.
+	// Organizers are the account's users, each logging in for a token of their own.
+	// Default DefaultOrganizers(1).
+	Organizers []Organizer
+	// AccountKey is the company account of every organizer. Default DefaultAccountKey.
 	AccountKey string
+	// VisibilityDelay is how long a new webhook or user subscription stays invisible to every
+	// call (GET 404, left out of lists, PUT 404) and to deliveries: live creation is
+	// eventually consistent. Default DefaultVisibilityDelay; negative: visible at once.
+	VisibilityDelay time.Duration
+	// FailureRate and ThrottleRate are the fractions, 0 to 1, of management requests answered
+	// with an injected 503 or 429 before they are processed, so clients' retries are
+	// exercised. FaultSeed makes the draws repeatable. Default 0: none.
+	FailureRate, ThrottleRate float64
+	FaultSeed                 uint64
+	// InsecureCallbacks accepts http:// callback URLs on any host. Without it, as on live
+	// GoTo, a callback must be https, except on a loopback host (localhost, 127.0.0.0/8, ::1),
+	// allowed for local use. Docker Compose's service names need it.
+	InsecureCallbacks bool
 	// CallbackClient sends the GET that checks a callback URL. Default: a client with a
 	// 5-second timeout.
 	CallbackClient *http.Client
@@ -55,14 +79,30 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		return nil, errors.New("create sim: client id and client secret are required")
 	}
-	if cfg.TokenLifetime <= 0 {
-		cfg.TokenLifetime = 60 * time.Minute
+	if cfg.FailureRate < 0 || cfg.FailureRate > 1 || cfg.ThrottleRate < 0 || cfg.ThrottleRate > 1 || cfg.FailureRate+cfg.ThrottleRate > 1 {
+		return nil, errors.New("create sim: failure and throttle rates must be from 0 to 1, and together at most 1")
 	}
-	if cfg.UserKey == "" {
-		cfg.UserKey = "8100000000000000001"
+	if cfg.TokenLifetime <= 0 {
+		cfg.TokenLifetime = DefaultTokenLifetime
+	}
+	if len(cfg.Organizers) == 0 {
+		cfg.Organizers = DefaultOrganizers(1)
+	}
+	seen := map[string]bool{}
+	for _, o := range cfg.Organizers {
+		if o.Key == "" || o.Email == "" || seen[o.Key] || seen[o.Email] {
+			return nil, fmt.Errorf("create sim: organizer %+v needs a key and an email, each unique", o)
+		}
+		seen[o.Key], seen[o.Email] = true, true
 	}
 	if cfg.AccountKey == "" {
-		cfg.AccountKey = "7100000000000000001"
+		cfg.AccountKey = DefaultAccountKey
+	}
+	switch {
+	case cfg.VisibilityDelay == 0:
+		cfg.VisibilityDelay = DefaultVisibilityDelay
+	case cfg.VisibilityDelay < 0:
+		cfg.VisibilityDelay = 0
 	}
 	if cfg.CallbackClient == nil {
 		cfg.CallbackClient = &http.Client{Timeout: 5 * time.Second}
@@ -76,22 +116,36 @@ func New(cfg Config) (*Sim, error) {
 	return &Sim{cfg: cfg, store: newStore(), tokens: newTokens()}, nil
 }
 
-// Targets returns where an event named eventName is delivered now: one Target per ACTIVE user
-// subscription of an ACTIVE webhook for the event, signed with the newest valid secret key.
-// None when no key is valid yet.
-func (s *Sim) Targets(eventName string) []Target {
-	return s.store.targets(eventName, s.cfg.Now())
+// Organizers returns the account's organizers, the first being the default one (login
+// without a hint, client_credentials tokens).
+func (s *Sim) Organizers() []Organizer {
+	return append([]Organizer(nil), s.cfg.Organizers...)
+}
+
+// Scenario returns the scenario opts describes, shared out among the organizers
+// (ShareScenario): what POST /_sim/deliver delivers.
+func (s *Sim) Scenario(opts scenario.Options) []OrganizerScenario {
+	return ShareScenario(scenario.GenerateWith(opts), s.cfg.Organizers)
+}
+
+// Targets returns where an event named eventName of the organizer organizerKey is delivered
+// now: one Target per visible ACTIVE user subscription of that organizer to a visible ACTIVE
+// webhook for the event, signed with the key valid now. None when no key is valid yet.
+func (s *Sim) Targets(eventName, organizerKey string) []Target {
+	return s.store.targets(eventName, organizerKey, s.cfg.Now())
 }
 
 // Handler serves the management API under BasePath and the OAuth endpoints under /oauth.
 func (s *Sim) Handler() http.Handler {
-	a := &api{store: s.store, checker: &callbackChecker{client: s.cfg.CallbackClient}, userKey: s.cfg.UserKey, now: s.cfg.Now}
+	a := &api{store: s.store, checker: &callbackChecker{client: s.cfg.CallbackClient, insecure: s.cfg.InsecureCallbacks},
+		now: s.cfg.Now, delay: s.cfg.VisibilityDelay}
 	o := &oauth{clientID: s.cfg.ClientID, clientSecret: s.cfg.ClientSecret, lifetime: s.cfg.TokenLifetime,
-		userKey: s.cfg.UserKey, accountKey: s.cfg.AccountKey, tokens: s.tokens, now: s.cfg.Now}
+		organizers: s.cfg.Organizers, accountKey: s.cfg.AccountKey, tokens: s.tokens, now: s.cfg.Now}
+	faults := &faults{failure: s.cfg.FailureRate, throttle: s.cfg.ThrottleRate, r: rand.New(rand.NewPCG(s.cfg.FaultSeed, 0xfa17))}
 
 	mgmt := chi.NewRouter()
-	mgmt.Use(s.logRequests, newRateLimit(s.cfg.RequestsPerSecond, s.cfg.Now).middleware, s.authenticate)
-	// The spec's operations, through the generated router: exactly its paths and methods.
+	mgmt.Use(s.logRequests, newRateLimit(s.cfg.RequestsPerSecond, s.cfg.Now).middleware, faults.middleware, s.authenticate)
+	// The spec's paths, through the generated router; the answers are live GoTo's (api.go).
 	g2wapi.HandlerWithOptions(a, g2wapi.ChiServerOptions{
 		BaseRouter: mgmt,
 		ErrorHandlerFunc: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -101,8 +155,8 @@ func (s *Sim) Handler() http.Handler {
 	// Live GoTo's operations the spec lacks.
 	mgmt.Get("/webhooks", a.listWebhooks)
 	mgmt.Delete("/webhooks", a.deleteWebhooks)
-	mgmt.Put("/userSubscriptions", a.updateSubscriptionsLive)
-	mgmt.Delete("/userSubscriptions", a.deleteSubscriptionsLive)
+	mgmt.Put("/userSubscriptions", a.updateSubscriptions)
+	mgmt.Delete("/userSubscriptions", a.deleteSubscriptions)
 	mgmt.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", "no such resource")
 	})
@@ -120,16 +174,29 @@ func (s *Sim) Handler() http.Handler {
 	return root
 }
 
-// authenticate requires a valid bearer token from the token endpoint.
+// userKey is the context key of the organizer whose token made a request.
+type userKey struct{}
+
+// requestUser returns the organizer key authenticate put in ctx.
+func requestUser(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}
+
+// authenticate requires a valid bearer token from the token endpoint, answering a missing,
+// bad or expired one as live GoTo does: 403 {"int_err_code": "InvalidToken", "msg": …}.
 func (s *Sim) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.tokens.valid(strings.TrimSpace(token), s.cfg.Now()) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="g2w"`)
-			writeError(w, http.StatusUnauthorized, "InvalidToken", "a valid bearer access token is required")
+		user, valid := "", false
+		if ok {
+			user, valid = s.tokens.user(strings.TrimSpace(token), s.cfg.Now())
+		}
+		if !valid {
+			writeJSON(w, http.StatusForbidden, map[string]string{"int_err_code": "InvalidToken", "msg": "Invalid token passed"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 	})
 }
 
@@ -153,7 +220,8 @@ func (r *statusRecorder) WriteHeader(status int) {
 }
 
 // rateLimit counts requests per wall-clock second and refuses those beyond the limit, the
-// simplest model of GoTo's "429 above 10 requests/s" that makes clients back off.
+// simplest model of GoTo's "429 above 10 requests/s". Like live GoTo it sends no
+// Retry-After: clients back off on their own.
 type rateLimit struct {
 	limit  int
 	now    func() time.Time
@@ -183,10 +251,37 @@ func (l *rateLimit) allow() bool {
 func (l *rateLimit) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !l.allow() {
-			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "more than the allowed requests per second")
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// faults answers a random fraction of requests with 503 or 429 before they reach the API, so
+// they change nothing: what a client must retry (or, for a POST, report) without harm.
+type faults struct {
+	failure, throttle float64
+	mu                sync.Mutex
+	r                 *rand.Rand
+}
+
+func (f *faults) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.failure == 0 && f.throttle == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		f.mu.Lock()
+		x := f.r.Float64()
+		f.mu.Unlock()
+		switch {
+		case x < f.failure:
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected failure (G2WSIM_FAILURE_RATE)")
+		case x < f.failure+f.throttle:
+			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "injected throttling (G2WSIM_THROTTLE_RATE)")
+		default:
+			next.ServeHTTP(w, r)
+		}
 	})
 }

@@ -1,9 +1,11 @@
 package g2wsim
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -20,7 +22,7 @@ const (
 
 func (s State) valid() bool { return s == StateActive || s == StateInactive }
 
-// errNotFound reports an unknown webhook or subscription key.
+// errNotFound reports an unknown (or not yet visible) webhook or subscription key.
 var errNotFound = errors.New("not found")
 
 type secretKey struct {
@@ -30,25 +32,32 @@ type secretKey struct {
 }
 
 type webhookRec struct {
-	key          string
+	key          string // a UUID, as live GoTo's
 	eventName    string
 	eventVersion string
 	product      string
 	callbackURL  string
 	state        State
 	created      time.Time
+	visibleAt    time.Time // creation is eventually consistent: unseen before this
 }
 
 type subscriptionRec struct {
-	key         string
+	key         string // 19 digits, sent as a JSON integer
 	webhookKey  string
-	userKey     string
+	userKey     string // the organizer whose token created it
 	callbackURL string
 	state       State
+	created     time.Time
+	visibleAt   time.Time
 }
 
 // store is the emulator's state: what GoTo keeps per developer application. One mutex is
 // enough; the management API is low-traffic and the delivery engine only reads.
+//
+// Every read takes the time: a record created less than the visibility delay ago does not
+// exist yet for any call or delivery, as on live GoTo, whose integrations wait about 2 s
+// between creating and activating a webhook.
 type store struct {
 	mu       sync.Mutex
 	next     int64
@@ -61,16 +70,14 @@ func newStore() *store {
 	return &store{webhooks: map[string]*webhookRec{}, subs: map[string]*subscriptionRec{}}
 }
 
-// newKey returns a fresh key shaped like live GoTo's 19-digit numeric keys. Callers hold mu.
-func (s *store) newKey(base int64) string {
-	s.next++
-	return strconv.FormatInt(base+s.next, 10)
-}
+// subscriptionKeyBase starts the 19-digit user subscription keys.
+const subscriptionKeyBase = 3300000000000000000
 
-const (
-	webhookKeyBase      = 2200000000000000000
-	subscriptionKeyBase = 3300000000000000000
-)
+// newSubscriptionKey returns a fresh key. Callers hold mu.
+func (s *store) newSubscriptionKey() string {
+	s.next++
+	return strconv.FormatInt(subscriptionKeyBase+s.next, 10)
+}
 
 func (s *store) addSecret(value string, validFrom time.Time) secretKey {
 	s.mu.Lock()
@@ -80,53 +87,73 @@ func (s *store) addSecret(value string, validFrom time.Time) secretKey {
 	return k
 }
 
-// signingKey returns the newest key already valid at now: live GoTo's rotation is a key created
-// with a future validFrom, which takes over once that time comes.
+// signingKey returns the key GoTo signs with at now: of the keys already valid, the one that
+// became valid last (creation order breaks ties). A rotation is a key created with a future
+// validFrom; it takes over when that time comes, and not before.
 func (s *store) signingKey(now time.Time) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, k := range slices.Backward(s.secrets) {
-		if !k.validFrom.After(now) {
-			return k.value, true
+	var best *secretKey
+	for i, k := range s.secrets {
+		if k.validFrom.After(now) {
+			continue
+		}
+		if best == nil || !k.validFrom.Before(best.validFrom) {
+			best = &s.secrets[i]
 		}
 	}
-	return "", false
+	if best == nil {
+		return "", false
+	}
+	return best.value, true
 }
 
-func (s *store) addWebhooks(items []webhookRec, now time.Time) []webhookRec {
+func visible(at, now time.Time) bool { return !now.Before(at) }
+
+func (s *store) addWebhooks(items []webhookRec, now time.Time, delay time.Duration) []webhookRec {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]webhookRec, len(items))
 	for i, w := range items {
-		w.key = s.newKey(webhookKeyBase)
 		w.state = StateInactive // live GoTo creates webhooks INACTIVE
 		w.created = now.UTC()
+		w.visibleAt = now.Add(delay)
 		s.webhooks[w.key] = &w
 		out[i] = w
 	}
 	return out
 }
 
-func (s *store) webhook(key string) (webhookRec, error) {
+// webhookLocked returns the visible webhook key. Callers hold mu.
+func (s *store) webhookLocked(key string, now time.Time) (*webhookRec, bool) {
+	w, ok := s.webhooks[key]
+	if !ok || !visible(w.visibleAt, now) {
+		return nil, false
+	}
+	return w, true
+}
+
+func (s *store) webhook(key string, now time.Time) (webhookRec, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w, ok := s.webhooks[key]
+	w, ok := s.webhookLocked(key, now)
 	if !ok {
 		return webhookRec{}, errNotFound
 	}
 	return *w, nil
 }
 
-func (s *store) listWebhooks(product string) []webhookRec {
+func (s *store) listWebhooks(product string, now time.Time) []webhookRec {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]webhookRec, 0, len(s.webhooks))
 	for _, w := range s.webhooks {
-		if product == "" || w.product == product {
+		if w.product == product && visible(w.visibleAt, now) {
 			out = append(out, *w)
 		}
 	}
-	slices.SortFunc(out, func(a, b webhookRec) int { return cmpKey(a.key, b.key) })
+	// Creation order, so a listing reads like the set-up; UUIDs break ties.
+	slices.SortFunc(out, func(a, b webhookRec) int { return cmp.Or(a.created.Compare(b.created), strings.Compare(a.key, b.key)) })
 	return out
 }
 
@@ -134,32 +161,27 @@ func (s *store) listWebhooks(product string) []webhookRec {
 // they are.
 type change struct {
 	key         string
+	webhookKey  string // PUT /userSubscriptions: the subscription's webhook, which must match
 	state       State
 	callbackURL string
 }
 
 // updateWebhooks applies all changes or, when a key is unknown, none.
-func (s *store) updateWebhooks(changes []change) error {
+func (s *store) updateWebhooks(changes []change, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return applyChanges(s.webhooks, changes, func(w *webhookRec) (*State, *string) { return &w.state, &w.callbackURL })
-}
-
-// applyChanges applies changes to the records of m whose state and callback URL fields
-// returns, all of them or, when a key is unknown, none.
-func applyChanges[R any](m map[string]*R, changes []change, fields func(*R) (*State, *string)) error {
 	for _, c := range changes {
-		if _, ok := m[c.key]; !ok {
+		if _, ok := s.webhookLocked(c.key, now); !ok {
 			return errNotFound
 		}
 	}
 	for _, c := range changes {
-		state, callbackURL := fields(m[c.key])
+		w := s.webhooks[c.key]
 		if c.state != "" {
-			*state = c.state
+			w.state = c.state
 		}
 		if c.callbackURL != "" {
-			*callbackURL = c.callbackURL
+			w.callbackURL = c.callbackURL
 		}
 	}
 	return nil
@@ -167,11 +189,11 @@ func applyChanges[R any](m map[string]*R, changes []change, fields func(*R) (*St
 
 // deleteWebhooks deletes all the webhooks, and their subscriptions, or, when a key is unknown,
 // nothing.
-func (s *store) deleteWebhooks(keys []string) error {
+func (s *store) deleteWebhooks(keys []string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		if _, ok := s.webhooks[k]; !ok {
+		if _, ok := s.webhookLocked(k, now); !ok {
 			return errNotFound
 		}
 	}
@@ -187,19 +209,21 @@ func (s *store) deleteWebhooks(keys []string) error {
 }
 
 // addSubscriptions creates all the subscriptions or, when a webhook key is unknown, none.
-func (s *store) addSubscriptions(items []subscriptionRec) ([]subscriptionRec, error) {
+func (s *store) addSubscriptions(items []subscriptionRec, now time.Time, delay time.Duration) ([]subscriptionView, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, it := range items {
-		if _, ok := s.webhooks[it.webhookKey]; !ok {
+		if _, ok := s.webhookLocked(it.webhookKey, now); !ok {
 			return nil, errNotFound
 		}
 	}
-	out := make([]subscriptionRec, len(items))
+	out := make([]subscriptionView, len(items))
 	for i, it := range items {
-		it.key = s.newKey(subscriptionKeyBase)
+		it.key = s.newSubscriptionKey()
+		it.created = now.UTC()
+		it.visibleAt = now.Add(delay)
 		s.subs[it.key] = &it
-		out[i] = it
+		out[i] = s.viewLocked(&it)
 	}
 	return out, nil
 }
@@ -219,40 +243,70 @@ func (s *store) viewLocked(sub *subscriptionRec) subscriptionView {
 	return v
 }
 
-func (s *store) subscription(key string) (subscriptionView, error) {
+// subscriptionLocked returns user's visible subscription key: a user sees only their own.
+// Callers hold mu.
+func (s *store) subscriptionLocked(key, user string, now time.Time) (*subscriptionRec, bool) {
+	sub, ok := s.subs[key]
+	if !ok || sub.userKey != user || !visible(sub.visibleAt, now) {
+		return nil, false
+	}
+	return sub, true
+}
+
+func (s *store) subscription(key, user string, now time.Time) (subscriptionView, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, ok := s.subs[key]
+	sub, ok := s.subscriptionLocked(key, user, now)
 	if !ok {
 		return subscriptionView{}, errNotFound
 	}
 	return s.viewLocked(sub), nil
 }
 
-func (s *store) listSubscriptions() []subscriptionView {
+// listSubscriptions returns user's visible subscriptions.
+func (s *store) listSubscriptions(user string, now time.Time) []subscriptionView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]subscriptionView, 0, len(s.subs))
 	for _, sub := range s.subs {
-		out = append(out, s.viewLocked(sub))
+		if sub.userKey == user && visible(sub.visibleAt, now) {
+			out = append(out, s.viewLocked(sub))
+		}
 	}
 	slices.SortFunc(out, func(a, b subscriptionView) int { return cmpKey(a.key, b.key) })
 	return out
 }
 
-// updateSubscriptions applies all changes or, when a key is unknown, none.
-func (s *store) updateSubscriptions(changes []change) error {
+// updateSubscriptions applies all of user's changes or, when a key is unknown or names
+// another webhook, none.
+func (s *store) updateSubscriptions(changes []change, user string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return applyChanges(s.subs, changes, func(sub *subscriptionRec) (*State, *string) { return &sub.state, &sub.callbackURL })
+	for _, c := range changes {
+		sub, ok := s.subscriptionLocked(c.key, user, now)
+		if !ok || sub.webhookKey != c.webhookKey {
+			return errNotFound
+		}
+	}
+	for _, c := range changes {
+		sub := s.subs[c.key]
+		if c.state != "" {
+			sub.state = c.state
+		}
+		if c.callbackURL != "" {
+			sub.callbackURL = c.callbackURL
+		}
+	}
+	return nil
 }
 
-// deleteSubscriptions deletes all the subscriptions or, when a key is unknown, none.
-func (s *store) deleteSubscriptions(keys []string) error {
+// deleteSubscriptions deletes all of user's subscriptions keys or, when a key is unknown,
+// none.
+func (s *store) deleteSubscriptions(keys []string, user string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		if _, ok := s.subs[k]; !ok {
+		if _, ok := s.subscriptionLocked(k, user, now); !ok {
 			return errNotFound
 		}
 	}
@@ -266,14 +320,15 @@ func (s *store) deleteSubscriptions(keys []string) error {
 type Target struct {
 	// URL is the callback: the subscription's, else its webhook's.
 	URL string
-	// Secret is the signing key value.
+	// Secret is the signing key value: the one valid when the target was resolved.
 	Secret string
 }
 
-// targets returns where an event named eventName goes now: one target per ACTIVE subscription
-// of an ACTIVE webhook for that event. Without a valid secret key nothing can be signed, so
-// nothing is delivered.
-func (s *store) targets(eventName string, now time.Time) []Target {
+// targets returns where an event named eventName of organizer goes at now: one target per
+// visible ACTIVE subscription of organizer to a visible ACTIVE webhook for that event. GoTo
+// delivers an organizer's events only through a subscription made with their own token.
+// Without a valid secret key nothing can be signed, so nothing is delivered.
+func (s *store) targets(eventName, organizer string, now time.Time) []Target {
 	secret, ok := s.signingKey(now)
 	if !ok {
 		return nil
@@ -282,10 +337,10 @@ func (s *store) targets(eventName string, now time.Time) []Target {
 	defer s.mu.Unlock()
 	var out []Target
 	for _, sub := range s.subs {
-		if sub.state != StateActive {
+		if sub.state != StateActive || sub.userKey != organizer || !visible(sub.visibleAt, now) {
 			continue
 		}
-		w, ok := s.webhooks[sub.webhookKey]
+		w, ok := s.webhookLocked(sub.webhookKey, now)
 		if !ok || w.state != StateActive || w.eventName != eventName {
 			continue
 		}

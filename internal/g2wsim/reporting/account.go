@@ -102,9 +102,8 @@ type join struct {
 }
 
 // NewAccount builds the account the scenario's events describe. organizers are the organizer
-// keys of the account: a webinar whose organizerKey is not among them is given to one of them
-// (in turn, by webinar order), so a scenario generated for one organizer can be spread over
-// several. Empty organizers keeps the scenario's own.
+// keys of the account: the webinars are shared among them round robin in webinar key order,
+// as g2wsim shares a scenario's deliveries. Empty organizers keeps the scenario's own.
 func NewAccount(sc scenario.Scenario, organizers []string) (*Account, error) {
 	a := &Account{byKey: map[string]*webinar{}}
 	regs := map[string]map[string]*registrant{} // webinar → registrant key → registrant
@@ -149,20 +148,18 @@ func NewAccount(sc scenario.Scenario, organizers []string) (*Account, error) {
 				at: time.UnixMilli(ev.JoinTime).UTC(), ev: ev})
 		}
 	}
-	for _, w := range a.webinars {
-		if !slices.Contains(organizers, w.organizer) && len(organizers) > 0 {
-			w.organizer = "" // assigned below, in order
+	// Shared out as g2wsim.ShareScenario shares the deliveries: round robin in webinar key
+	// order, so REST lists each webinar under the organizer whose webhooks carried it.
+	slices.SortFunc(a.webinars, func(x, y *webinar) int { return compareKeys(x.key, y.key) })
+	for i, w := range a.webinars {
+		if len(organizers) > 0 {
+			w.organizer = organizers[i%len(organizers)]
 		}
 	}
 	slices.SortFunc(a.webinars, func(x, y *webinar) int {
-		return cmp.Or(firstStart(x).Compare(firstStart(y)), cmp.Compare(x.key, y.key))
+		return cmp.Or(firstStart(x).Compare(firstStart(y)), compareKeys(x.key, y.key))
 	})
-	next := 0
 	for _, w := range a.webinars {
-		if w.organizer == "" && len(organizers) > 0 {
-			w.organizer = organizers[next%len(organizers)]
-			next++
-		}
 		// A walk-in: joined, but never registered through a form GoTo told us about. GoTo
 		// still lists them as a registrant.
 		for _, j := range joins[w.key] {
