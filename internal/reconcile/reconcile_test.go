@@ -278,3 +278,50 @@ func TestRunsAsItsRole(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSeveralOrganizers: each organizer's webinars are read with their own client (and
+// organizerKey), and together they are every webinar of the account, once.
+func TestSeveralOrganizers(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.Pool(t)
+	sc := scenario.GenerateWith(scenario.Options{Seed: 10, Webinars: 9, RegistrantsPerWebinar: 10, JoinRate: 0.5})
+	keys := []string{"8100000000000000001", "8100000000000000002"}
+	acct, err := reporting.NewAccount(sc, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reporting.New(reporting.Config{RequestsPerSecond: -1, Now: func() time.Time { return now }}, acct))
+	t.Cleanup(srv.Close)
+	limiter := rate.NewLimiter(rate.Inf, 1)
+	var orgs []reconcile.Organizer
+	for _, k := range keys {
+		api, err := g2wrest.New(g2wrest.Config{BaseURL: srv.URL, Limiter: limiter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orgs = append(orgs, reconcile.Organizer{Key: k, API: api})
+	}
+	r, err := reconcile.New(reconcile.Config{Pool: pool, Organizers: orgs, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Once(t.Context(), since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 9 - 9/9; res.Webinars != want {
+		t.Errorf("webinars = %d, want %d", res.Webinars, want)
+	}
+	var perOrg []int
+	rows, err := pool.Query(t.Context(), `SELECT count(*) FROM reconcile_done GROUP BY organizer_key ORDER BY organizer_key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perOrg, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil || len(perOrg) != 2 || perOrg[0] == 0 || perOrg[1] == 0 {
+		t.Fatalf("webinars per organizer = %v (%v), want some for each", perOrg, err)
+	}
+	if got := logKeys(t, pool); len(got) != res.Appended {
+		t.Errorf("log has %d events, run appended %d", len(got), res.Appended)
+	}
+}
