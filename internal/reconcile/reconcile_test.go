@@ -309,7 +309,7 @@ func TestSeveralOrganizers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 9 - 9/9; res.Webinars != want {
+	if want := 8; res.Webinars != want { // the ninth (i%9 == 8) is deleted: GoTo lists no deleted webinar
 		t.Errorf("webinars = %d, want %d", res.Webinars, want)
 	}
 	var perOrg []int
