@@ -206,10 +206,12 @@ func TestStaysUnderTheRateLimit(t *testing.T) {
 // is answered 429, waits and retries, and every call still succeeds.
 func TestBacksOffOn429(t *testing.T) {
 	t.Parallel()
-	srv := startAPI(t, scenario.Generate(1), reporting.Config{}, nil)
+	// 15 calls against 5/s take at least 2 s: an unpaced client is refused, however slow
+	// the machine.
+	srv := startAPI(t, scenario.Generate(1), reporting.Config{RequestsPerSecond: 5}, nil)
 	c := newClient(t, g2wrest.Config{BaseURL: srv.URL, Limiter: rate.NewLimiter(rate.Inf, 1),
 		Backoff: 50 * time.Millisecond, MaxBackoff: time.Second, MaxAttempts: 20})
-	for range 30 {
+	for range 15 {
 		if _, err := c.WebinarSessions(t.Context(), organizer, "9100000000000000101"); err != nil {
 			t.Fatal(err)
 		}
