@@ -33,8 +33,8 @@ import (
 //     analytics.webinar_conversion.
 func benchLive(ctx context.Context, admin string, args []string) error {
 	fs := flag.NewFlagSet("live", flag.ContinueOnError)
-	backlog := fs.Int64("backlog", 500_000, "events in the catch-up backlog")
-	sustain := fs.Duration("sustain", 60*time.Second, "how long the closed-loop load runs")
+	backlog := fs.Int64("backlog", 500_000, "events in the catch-up backlog (0: skip the catch-up)")
+	sustain := fs.Duration("sustain", 60*time.Second, "how long the closed-loop load runs (0: skip it)")
 	senders := fs.Int("senders", 32, "closed-loop senders")
 	duration := fs.Duration("duration", 20*time.Second, "how long each fixed-rate freshness run sends")
 	if err := fs.Parse(args); err != nil {
@@ -93,46 +93,12 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	}
 
 	// 1. Catch-up through the live path, then a rebuild of the same log.
-	began := time.Now()
-	const chunk = 100_000
-	for lo := int64(1); lo <= *backlog; lo += chunk {
-		if _, err := conn.Exec(ctx, generateSQL, lo, min(lo+chunk-1, *backlog)); err != nil {
-			return fmt.Errorf("generate events: %w", err)
+	var liveRate, rebuildRate float64
+	if *backlog > 0 {
+		if liveRate, rebuildRate, err = measureCatchUp(ctx, conn, *backlog, env, start, stop, projectorAddr); err != nil {
+			return err
 		}
 	}
-	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+eventlog.Table); err != nil {
-		return fmt.Errorf("vacuum log: %w", err)
-	}
-	fmt.Printf("generated a backlog of %d events in %s\n", *backlog, time.Since(began).Round(time.Millisecond))
-	// An empty analytics at the current version: the projector starts live, at the
-	// beginning of the log, instead of building analytics with a rebuild.
-	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return projections.Create(ctx, tx, projections.Schema) }); err != nil {
-		return fmt.Errorf("create empty analytics: %w", err)
-	}
-	began = time.Now()
-	proj, err := start("projector", "http://"+projectorAddr+"/healthz")
-	if err != nil {
-		return err
-	}
-	if err := waitCaughtUp(ctx, conn, 30*time.Minute); err != nil {
-		return err
-	}
-	catchUp := time.Since(began)
-	stop(proj)
-	liveRate := float64(*backlog) / catchUp.Seconds()
-	fmt.Printf("live catch-up: %d events from an empty analytics in %s: %.0f events/s (process start included)\n",
-		*backlog, catchUp.Round(time.Millisecond), liveRate)
-
-	rebuild := exec.CommandContext(ctx, filepath.Join("bin", "projector"), "rebuild", "-migrate=false")
-	rebuild.Env = env
-	began = time.Now()
-	if out, err := rebuild.CombinedOutput(); err != nil {
-		return fmt.Errorf("projector rebuild: %w\n%s", err, out)
-	}
-	rebuildDur := time.Since(began)
-	rebuildRate := float64(*backlog) / rebuildDur.Seconds()
-	fmt.Printf("baseline projector rebuild: the same %d events in %s: %.0f events/s (process start included)\n",
-		*backlog, rebuildDur.Round(time.Millisecond), rebuildRate)
 
 	// 2 and 3 run with ingest and the live projector.
 	if _, err := start("ingest", "http://"+ingestAddr+"/readyz"); err != nil {
@@ -144,12 +110,14 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	base := "http://" + ingestAddr
 	var seq atomic.Int64
 	seq.Store(*backlog) // registrant keys and event keys after the backlog's
-	sustained, err := measureSustained(ctx, conn, base, &seq, *senders, *sustain)
-	if err != nil {
-		return err
-	}
-	if err := waitCaughtUp(ctx, conn, 5*time.Minute); err != nil {
-		return err
+	var sustained sustainedLag
+	if *sustain > 0 {
+		if sustained, err = measureSustained(ctx, conn, base, &seq, *senders, *sustain); err != nil {
+			return err
+		}
+		if err := waitCaughtUp(ctx, conn, 5*time.Minute); err != nil {
+			return err
+		}
 	}
 	fresh := map[float64]freshness{}
 	for _, rate := range []float64{1000, 100} {
@@ -160,11 +128,15 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 		fresh[rate] = f
 	}
 
-	ratio := liveRate / rebuildRate
 	fmt.Println()
-	fmt.Printf("target live catch-up >= 0.5x rebuild:          %.2fx (%.0f vs %.0f events/s)  %s\n",
-		ratio, liveRate, rebuildRate, verdict(ratio >= 0.5))
-	fmt.Printf("target sustained lag bounded (does not grow):  %s  %s\n", sustained, verdict(sustained.bounded()))
+	if *backlog > 0 {
+		ratio := liveRate / rebuildRate
+		fmt.Printf("target live catch-up >= 0.5x rebuild:          %.2fx (%.0f vs %.0f events/s)  %s\n",
+			ratio, liveRate, rebuildRate, verdict(ratio >= 0.5))
+	}
+	if *sustain > 0 {
+		fmt.Printf("target sustained lag bounded (does not grow):  %s  %s\n", sustained, verdict(sustained.bounded()))
+	}
 	for _, rate := range []float64{1000, 100} {
 		limit := 500 * time.Millisecond
 		if rate == 100 {
@@ -175,6 +147,54 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 			verdict(f.p99 <= limit && f.ok()))
 	}
 	return nil
+}
+
+// measureCatchUp generates the backlog, times the live projector applying it from an empty
+// analytics, then times `projector rebuild` of the same log; it returns both rates.
+func measureCatchUp(ctx context.Context, conn *pgx.Conn, backlog int64, env []string,
+	start func(string, string) (*exec.Cmd, error), stop func(*exec.Cmd), projectorAddr string) (liveRate, rebuildRate float64, err error) {
+	began := time.Now()
+	const chunk = 100_000
+	for lo := int64(1); lo <= backlog; lo += chunk {
+		if _, err := conn.Exec(ctx, generateSQL, lo, min(lo+chunk-1, backlog)); err != nil {
+			return 0, 0, fmt.Errorf("generate events: %w", err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+eventlog.Table); err != nil {
+		return 0, 0, fmt.Errorf("vacuum log: %w", err)
+	}
+	fmt.Printf("generated a backlog of %d events in %s\n", backlog, time.Since(began).Round(time.Millisecond))
+	// An empty analytics at the current version: the projector starts live, at the
+	// beginning of the log, instead of building analytics with a rebuild.
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return projections.Create(ctx, tx, projections.Schema) }); err != nil {
+		return 0, 0, fmt.Errorf("create empty analytics: %w", err)
+	}
+	began = time.Now()
+	proj, err := start("projector", "http://"+projectorAddr+"/healthz")
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := waitCaughtUp(ctx, conn, 30*time.Minute); err != nil {
+		return 0, 0, err
+	}
+	catchUp := time.Since(began)
+	stop(proj)
+	liveRate = float64(backlog) / catchUp.Seconds()
+	fmt.Printf("live catch-up: %d events from an empty analytics in %s: %.0f events/s (process start included)\n",
+		backlog, catchUp.Round(time.Millisecond), liveRate)
+
+	rebuild := exec.CommandContext(ctx, filepath.Join("bin", "projector"), "rebuild", "-migrate=false")
+	rebuild.Env = env
+	began = time.Now()
+	if out, err := rebuild.CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("projector rebuild: %w\n%s", err, out)
+	}
+	rebuildDur := time.Since(began)
+	rebuildRate = float64(backlog) / rebuildDur.Seconds()
+	fmt.Printf("baseline projector rebuild: the same %d events in %s: %.0f events/s (process start included)\n",
+		backlog, rebuildDur.Round(time.Millisecond), rebuildRate)
+
+	return liveRate, rebuildRate, nil
 }
 
 // waitCaughtUp waits until the live projector's position is past every committed row.

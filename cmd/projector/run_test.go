@@ -166,7 +166,7 @@ func TestPoisonEventUnderHostileSettings(t *testing.T) {
 			"PROJECTOR_MIN_BATCH", "1", "PROJECTOR_BATCH_SIZE", "1"}},
 		{"one-row batches, retries", []string{
 			"PROJECTOR_MAX_RETRIES", "5", "PROJECTOR_RETRY_INTERVAL", "1ms", "PROJECTOR_BATCH_DEADLINE", "1s",
-			"PROJECTOR_MIN_BATCH", "1", "PROJECTOR_BATCH_SIZE", "1"}},
+			"PROJECTOR_BATCH_TARGET", "100ms", "PROJECTOR_MIN_BATCH", "1", "PROJECTOR_BATCH_SIZE", "1"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -103,35 +103,6 @@ func TestRebuildEqualsLive(t *testing.T) {
 	compareDumps(t, want, dumpAll(t, pool, "rebuild"))
 }
 
-// TestCeilingMatchesRebuild: the benchmark's ceiling statement builds the same registrants
-// rows as a rebuild, for a log of registrant.added events.
-func TestCeilingMatchesRebuild(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.Pool(t)
-	var added []Event
-	for _, e := range newGenerator(3).stream(6, 15) {
-		if eventName(e.Payload) == nameAdded {
-			added = append(added, e)
-		}
-	}
-	_, pos := appendLog(t, pool, added, 50)
-	create(t, pool, "rebuild")
-	create(t, pool, "ceiling")
-	inTx(t, pool, func(tx pgx.Tx) error {
-		if _, err := ApplyLog(ctx, tx, "rebuild", eventlog.Position{}, pos[len(pos)-1]); err != nil {
-			return err
-		}
-		_, err := RunCeiling(ctx, tx, "ceiling")
-		return err
-	})
-	want, got := dumpAll(t, pool, "rebuild")["registrants"], dumpAll(t, pool, "ceiling")["registrants"]
-	compareDumps(t, map[string][]string{"registrants": want}, map[string][]string{"registrants": got})
-	if len(want) == 0 {
-		t.Error("no registrants built")
-	}
-}
-
 // TestApplyInSavepoint: a failed Apply inside a savepoint (as the live projector runs it)
 // leaves the transaction usable after ROLLBACK TO SAVEPOINT, including when the failed
 // Apply was the one that created the staging table.

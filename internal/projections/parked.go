@@ -27,13 +27,16 @@ const (
 // messages quote the offending value ("invalid input syntax …: \"…\""), which may be
 // personal data, and _parked outlives erasure otherwise.
 func Park(ctx context.Context, tx pgx.Tx, schema string, rec eventlog.Record, cause error, attempts int) error {
-	st, err := statementsFor(schema)
+	st, err := loadStatements()
 	if err != nil {
 		return err
 	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin savepoint: %w", err)
+	}
+	if err := UseSchema(ctx, sp, schema); err != nil {
+		return errors.Join(err, sp.Rollback(ctx))
 	}
 	if _, err := sp.Exec(ctx, st.park, rec.Epoch, strconv.FormatUint(rec.TxID, 10), rec.Offset,
 		rec.EventKey, rec.EventName, ParkReason(cause), attempts); err != nil {
@@ -64,8 +67,11 @@ func ParkReason(cause error) string {
 
 // CreateProgress adds the _progress table to a shadow schema, inside tx.
 func CreateProgress(ctx context.Context, tx pgx.Tx, schema string) error {
-	st, err := statementsFor(schema)
+	st, err := loadStatements()
 	if err != nil {
+		return err
+	}
+	if err := UseSchema(ctx, tx, schema); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, st.progress); err != nil {

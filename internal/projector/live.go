@@ -43,6 +43,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		return err
 	}
 	if err := eventlog.Ahead(ctx, p.pool); err != nil {
+		if ctx.Err() != nil {
+			return nil //nolint:nilerr // stopped while starting: nothing was applied
+		}
 		return err
 	}
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -56,12 +59,15 @@ func (p *Projector) Run(ctx context.Context) error {
 	limit, failWait := p.cfg.MinBatch, p.cfg.RetryInterval
 	for {
 		p.metrics.BatchLimit.Set(float64(limit))
-		b, err := p.step(ctx, limit)
+		b, err := p.step(ctx, limit, false)
+		if errors.Is(err, errCareful) {
+			b, err = p.step(ctx, limit, true)
+		}
 		if ctx.Err() != nil {
 			return nil //nolint:nilerr // stopping: the batch in flight was rolled back or committed
 		}
 		if err != nil {
-			if err := fatal(err); err != nil {
+			if err := p.fatal(ctx, err); err != nil {
 				return err
 			}
 			p.log.Warn("batch failed; retrying", "error", err, "batch_limit", limit, "retry_in", failWait)
@@ -92,9 +98,17 @@ func (p *Projector) adapt(limit int, b batch) int {
 	return limit
 }
 
+// errCareful asks for a batch to be redone carefully: it failed as a whole in a way that
+// splitting or retrying may resolve.
+var errCareful = errors.New("batch failed as a whole; redo it with savepoints")
+
 // step applies one batch of at most limit committed rows after the consumer position, and
-// advances the position, in one transaction.
-func (p *Projector) step(ctx context.Context, limit int) (batch, error) {
+// advances the position, in one transaction. The fast path (careful false) applies the
+// batch directly in the transaction, without savepoints: the fewest round trips, which is
+// what freshness is made of. If that fails because of an event or transiently, the
+// transaction is lost; step returns errCareful and Run redoes the batch carefully: under
+// savepoints, split to park the failing events, transient failures retried.
+func (p *Projector) step(ctx context.Context, limit int, careful bool) (batch, error) {
 	start := time.Now()
 	// Detached from ctx on purpose: a statement interrupted by cancellation would fail the
 	// batch for nothing; shutdown waits for it instead (bounded by the deadline).
@@ -113,7 +127,14 @@ func (p *Projector) step(ctx context.Context, limit int) (batch, error) {
 	if err != nil || n == 0 {
 		return batch{}, err
 	}
-	if err := p.applyRetrying(ctx, tx, pos, end); err != nil {
+	if careful {
+		if err := p.applyRetrying(ctx, tx, pos, end); err != nil {
+			return batch{}, err
+		}
+	} else if _, err := projections.ApplyLog(ctx, tx, Schema, pos, end); err != nil {
+		if rebuild.EventFault(err) || transient(err) {
+			return batch{}, errors.Join(errCareful, err)
+		}
 		return batch{}, err
 	}
 	if err := eventlog.AdvancePosition(ctx, tx, ConsumerGroup, end); err != nil {
@@ -163,21 +184,33 @@ func transient(err error) bool {
 		(pgerrcode.IsTransactionRollback(pgErr.Code) || pgErr.Code == pgerrcode.LockNotAvailable)
 }
 
+// ownerSQL tells who owns a schema and whether the current role acts as that owner.
+const ownerSQL = `SELECT nspowner::regrole::text, pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = $1`
+
 // fatal returns the error Run stops with when err is not worth retrying, nil otherwise.
 // Class 42 (a missing privilege, a missing or different table) is a deployment mistake
-// that no retry fixes; an event log ahead of the cluster needs an operator.
-func fatal(err error) error {
+// that no retry fixes; an event log ahead of the cluster needs an operator. A schema the
+// role may not use does not fail with 42501 but hides its objects (the statements' names
+// no longer resolve: 42883, 42P01), so a class 42 error is checked against the owner of
+// analytics before it is reported.
+func (p *Projector) fatal(ctx context.Context, err error) error {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, eventlog.ErrAhead):
 		return err
-	case errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InsufficientPrivilege:
-		return fmt.Errorf("%w (was analytics replaced by a rebuild run as another role? run `projector rebuild` "+
-			"as the projector's role, see docs/operations.md): %w", ErrPermission, err)
-	case errors.As(err, &pgErr) && pgerrcode.IsSyntaxErrororAccessRuleViolation(pgErr.Code):
-		return fmt.Errorf("analytics is not what this projector expects (run `projector rebuild`): %w", err)
+	case !errors.As(err, &pgErr) || !pgerrcode.IsSyntaxErrororAccessRuleViolation(pgErr.Code):
+		return nil
 	}
-	return nil
+	var (
+		owner string
+		acts  bool
+	)
+	ownErr := p.pool.QueryRow(ctx, ownerSQL, Schema).Scan(&owner, &acts)
+	if pgErr.Code == pgerrcode.InsufficientPrivilege || (ownErr == nil && !acts) {
+		return fmt.Errorf("%w: %s is owned by %s (replaced by a rebuild run as another role? run `projector rebuild` "+
+			"as the projector's role, see docs/operations.md): %w", ErrPermission, Schema, owner, err)
+	}
+	return fmt.Errorf("analytics is not what this projector expects (run `projector rebuild`): %w", err)
 }
 
 // ensureCurrentRetrying is rebuild's EnsureCurrent, retried with backoff while the

@@ -8,7 +8,7 @@
 
 -- One row per session that has been reconciled: its actual start and end (webhooks only know
 -- the schedule).
-CREATE TABLE {{schema}}.sessions (
+CREATE TABLE sessions (
     webinar_key          text        NOT NULL,
     session_key          text        NOT NULL,
     start_time           timestamptz,
@@ -20,7 +20,7 @@ CREATE TABLE {{schema}}.sessions (
 
 -- One row per (webinar, session, registrant) who attended a reconciled session: GoTo's
 -- attendanceTimeInSeconds and the join/leave intervals it is the sum of.
-CREATE TABLE {{schema}}.session_attendees (
+CREATE TABLE session_attendees (
     webinar_key        text    NOT NULL,
     session_key        text    NOT NULL,
     registrant_key     text    NOT NULL,
@@ -32,18 +32,18 @@ CREATE TABLE {{schema}}.session_attendees (
 
 -- One row per (webinar, session, registrant, interval): each time the attendee joined and
 -- left, from the attendee's newest snapshot (a newer one replaces all of its rows).
-CREATE TABLE {{schema}}.attendance (
+CREATE TABLE attendance (
     webinar_key    text        NOT NULL,
     session_key    text        NOT NULL,
     registrant_key text        NOT NULL,
     join_time      timestamptz NOT NULL,
     leave_time     timestamptz
 );
-CREATE INDEX attendance_attendee ON {{schema}}.attendance (webinar_key, session_key, registrant_key);
+CREATE INDEX attendance_attendee ON attendance (webinar_key, session_key, registrant_key);
 
 -- Registrants whose status the conversion views treat apart (DENIED and CANCELLED are not
 -- counted as registrants; WAITING and DENIED are shown as columns of their own): a partial
 -- index, so that webinar_conversion counts them per webinar without reading every
 -- registrant. Not REST-specific (webhooks carry status too); here to keep schema.sql as is.
-CREATE INDEX registrants_status_apart ON {{schema}}.registrants (webinar_key)
+CREATE INDEX registrants_status_apart ON registrants (webinar_key)
     WHERE status IN ('DENIED', 'CANCELLED', 'WAITING');

@@ -3,7 +3,7 @@
 
 -- Per (webinar, session, registrant): seconds attended and their share of the session's
 -- actual length (NULL when the session's times are not known yet).
-CREATE VIEW {{schema}}.engagement AS
+CREATE VIEW engagement AS
 SELECT a.webinar_key,
        a.session_key,
        a.registrant_key,
@@ -11,5 +11,5 @@ SELECT a.webinar_key,
        s.start_time         AS session_start,
        s.end_time           AS session_end,
        round(a.attendance_seconds / nullif(extract(epoch FROM s.end_time - s.start_time), 0), 4) AS share_of_session
-FROM {{schema}}.session_attendees a
-LEFT JOIN {{schema}}.sessions s ON s.webinar_key = a.webinar_key AND s.session_key = a.session_key;
+FROM session_attendees a
+LEFT JOIN sessions s ON s.webinar_key = a.webinar_key AND s.session_key = a.session_key;

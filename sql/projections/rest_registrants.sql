@@ -24,11 +24,11 @@ WITH ranked AS (
            s.p -> 'snapshot' ->> 'email' AS email,
            s.p -> 'snapshot' ->> 'firstName' AS first_name,
            s.p -> 'snapshot' ->> 'lastName' AS last_name,
-           CASE WHEN s.name = 'turnout.registrant.snapshot' THEN {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'registrationDate') END AS registration_date,
+           CASE WHEN s.name = 'turnout.registrant.snapshot' THEN _timestamptz(s.p -> 'snapshot' ->> 'registrationDate') END AS registration_date,
            CASE WHEN s.name = 'turnout.registrant.snapshot' THEN s.p -> 'snapshot' ->> 'status' END AS status,
            CASE WHEN s.name = 'turnout.registrant.snapshot' THEN s.p -> 'snapshot' ->> 'joinUrl' END AS join_url,
            CASE WHEN s.name = 'turnout.attendance.snapshot' THEN
-               (SELECT min({{schema}}._timestamptz(i ->> 'joinTime'))
+               (SELECT min(_timestamptz(i ->> 'joinTime'))
                 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.p -> 'snapshot' -> 'attendance') = 'array'
                                                THEN s.p -> 'snapshot' -> 'attendance' ELSE '[]' END) i)
            END AS join_time
@@ -41,7 +41,7 @@ WITH ranked AS (
     FROM ranked r
     ORDER BY r.webinar_key, r.registrant_key, r.src_rank DESC, r.src_offset DESC
 ), upserted AS (
-    INSERT INTO {{schema}}.registrants AS r (
+    INSERT INTO registrants AS r (
         webinar_key, registrant_key, email, first_name, last_name, registration_date, status,
         join_url, first_join, src_rank, src_ts, src_offset)
     SELECT w.webinar_key, w.registrant_key, w.email, w.first_name, w.last_name,
@@ -73,14 +73,14 @@ WITH ranked AS (
     FROM upserted u
     LEFT JOIN LATERAL (
         SELECT p.first_join
-        FROM {{schema}}.registrants p
+        FROM registrants p
         WHERE NOT u.inserted AND u.attended
           AND p.webinar_key = u.webinar_key AND p.registrant_key = u.registrant_key
         LIMIT 1
     ) prev ON true
     GROUP BY u.webinar_key
 )
-INSERT INTO {{schema}}.webinars AS w (webinar_key, registrant_count, attendee_count)
+INSERT INTO webinars AS w (webinar_key, registrant_count, attendee_count)
 SELECT c.webinar_key, c.registrants, c.attendees
 FROM counted c
 ON CONFLICT (webinar_key) DO UPDATE

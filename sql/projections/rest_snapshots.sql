@@ -10,11 +10,11 @@
 -- The snapshot's own fields are under payload.snapshot, as GoTo sent them. A field value
 -- PostgreSQL cannot take is NULL (0 seconds, no intervals), never a failed event (issue 10).
 WITH sess AS (
-    INSERT INTO {{schema}}.sessions AS t (webinar_key, session_key, start_time, end_time, registrants_attended, src_offset)
+    INSERT INTO sessions AS t (webinar_key, session_key, start_time, end_time, registrants_attended, src_offset)
     SELECT DISTINCT ON (s.wk, s.session_key)
            s.wk, s.session_key,
-           {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'startTime'),
-           {{schema}}._timestamptz(s.p -> 'snapshot' ->> 'endTime'),
+           _timestamptz(s.p -> 'snapshot' ->> 'startTime'),
+           _timestamptz(s.p -> 'snapshot' ->> 'endTime'),
            CASE WHEN s.p -> 'snapshot' ->> 'registrantsAttended' ~ '^\d{1,9}$' THEN (s.p -> 'snapshot' ->> 'registrantsAttended')::integer END,
            s.pos
     FROM pg_temp.turnout_stage s
@@ -26,7 +26,7 @@ WITH sess AS (
         WHERE excluded.src_offset > t.src_offset
     RETURNING t.session_key
 ), att AS (
-    INSERT INTO {{schema}}.session_attendees AS t (webinar_key, session_key, registrant_key, attendance_seconds, intervals, src_offset)
+    INSERT INTO session_attendees AS t (webinar_key, session_key, registrant_key, attendance_seconds, intervals, src_offset)
     SELECT DISTINCT ON (s.wk, s.session_key, s.rk)
            s.wk, s.session_key, s.rk,
            coalesce(CASE WHEN s.p -> 'snapshot' ->> 'attendanceTimeInSeconds' ~ '^\d{1,9}$' THEN (s.p -> 'snapshot' ->> 'attendanceTimeInSeconds')::integer END, 0),
@@ -41,13 +41,13 @@ WITH sess AS (
         WHERE excluded.src_offset > t.src_offset
     RETURNING t.webinar_key, t.session_key, t.registrant_key, t.intervals
 ), gone AS (
-    DELETE FROM {{schema}}.attendance a
+    DELETE FROM attendance a
     USING att
     WHERE a.webinar_key = att.webinar_key AND a.session_key = att.session_key
       AND a.registrant_key = att.registrant_key
 )
-INSERT INTO {{schema}}.attendance (webinar_key, session_key, registrant_key, join_time, leave_time)
+INSERT INTO attendance (webinar_key, session_key, registrant_key, join_time, leave_time)
 SELECT att.webinar_key, att.session_key, att.registrant_key,
-       {{schema}}._timestamptz(i ->> 'joinTime'), {{schema}}._timestamptz(i ->> 'leaveTime')
+       _timestamptz(i ->> 'joinTime'), _timestamptz(i ->> 'leaveTime')
 FROM att, jsonb_array_elements(att.intervals) i
-WHERE {{schema}}._timestamptz(i ->> 'joinTime') IS NOT NULL
+WHERE _timestamptz(i ->> 'joinTime') IS NOT NULL

@@ -3,6 +3,6 @@
 -- inlined range scan of the log's primary key). OFFSET 0 keeps this subquery from being
 -- flattened into stage_insert.sql, which would parse each payload once per field (the
 -- LIMIT inside eventlog_range does not: measured, 25 times slower).
-SELECT l.epoch, l.transaction_id AS tx, l."offset" AS pos, l.received_at, {{schema}}._jsonb(l.payload) AS p
+SELECT l.epoch, l.transaction_id AS tx, l."offset" AS pos, l.received_at, _jsonb(l.payload) AS p
 FROM public.eventlog_range($1::integer, $2::text::xid8, $3::bigint, $4::integer, $5::text::xid8, $6::bigint, $7::bigint) l
 OFFSET 0

@@ -12,22 +12,22 @@ INSERT INTO {{stage}} (
     webinar_title, experience_type, recurrence_type)
 SELECT e.epoch, e.tx, e.pos, e.received_at,
        e.p ->> 'eventName', e.p ->> 'webinarKey', e.p ->> 'registrantKey',
-       coalesce({{schema}}._timestamptz(e.p ->> 'timestamp'), '-infinity'),
+       coalesce(_timestamptz(e.p ->> 'timestamp'), '-infinity'),
        CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed',
                                          'turnout.session.snapshot', 'turnout.attendance.snapshot',
                                          'turnout.registrant.snapshot') THEN e.p END,
        e.p ->> 'eventKey', e.p ->> 'sessionKey',
        -- joinTime (epoch milliseconds), else the event timestamp, else receive time.
        CASE WHEN e.p ->> 'eventName' = 'registrant.joined' THEN
-           coalesce({{schema}}._epoch_ms(e.p ->> 'joinTime'),
-                    nullif({{schema}}._timestamptz(e.p ->> 'timestamp'), '-infinity'),
+           coalesce(_epoch_ms(e.p ->> 'joinTime'),
+                    nullif(_timestamptz(e.p ->> 'timestamp'), '-infinity'),
                     e.received_at)
        END,
        e.p ->> 'email', e.p ->> 'firstName', e.p ->> 'lastName',
        e.p ->> 'organization', e.p ->> 'jobTitle', e.p ->> 'phone',
        e.p ->> 'industry', e.p ->> 'comments',
        CASE WHEN e.p ->> 'eventName' IN ('registrant.added', 'registrant.joined') THEN
-           {{schema}}._timestamptz(e.p ->> 'registrationDate')
+           _timestamptz(e.p ->> 'registrationDate')
        END,
        e.p ->> 'registrationSource', e.p ->> 'status', e.p ->> 'joinUrl', e.p -> 'responses',
        -- The webinar fields of the stub layer, as text: registrants.sql builds the stub
