@@ -269,7 +269,7 @@ func (a *api) CreateUserSubscription(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	user := requestUser(r.Context())
+	user := OrganizerKeyFrom(r.Context())
 	recs := make([]subscriptionRec, len(items))
 	for i, it := range items {
 		state := it.UserSubscriptionState
@@ -302,7 +302,7 @@ func (a *api) ListUserSubscriptions(w http.ResponseWriter, r *http.Request) {
 	if !requireProduct(w, r) {
 		return
 	}
-	views := a.store.listSubscriptions(requestUser(r.Context()), a.now())
+	views := a.store.listSubscriptions(OrganizerKeyFrom(r.Context()), a.now())
 	out := make([]subscriptionJSON, len(views))
 	for i, v := range views {
 		out[i] = toSubscriptionJSON(v)
@@ -312,7 +312,7 @@ func (a *api) ListUserSubscriptions(w http.ResponseWriter, r *http.Request) {
 
 // GetUserSubscription answers one of the token's organizer's subscriptions.
 func (a *api) GetUserSubscription(w http.ResponseWriter, r *http.Request, key g2wapi.SubscriptionKey) {
-	v, err := a.store.subscription(key, requestUser(r.Context()), a.now())
+	v, err := a.store.subscription(key, OrganizerKeyFrom(r.Context()), a.now())
 	if err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "no user subscription "+key)
 		return
@@ -361,7 +361,7 @@ func (a *api) updateSubscriptions(w http.ResponseWriter, r *http.Request) {
 	if !a.checkCallbacks(w, r, callbacksOf(items, func(it item) *string { return it.CallbackURL })) {
 		return
 	}
-	if err := a.store.updateSubscriptions(changes, requestUser(r.Context()), a.now()); err != nil {
+	if err := a.store.updateSubscriptions(changes, OrganizerKeyFrom(r.Context()), a.now()); err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "unknown user subscription, or not of that webhook")
 		return
 	}
@@ -374,7 +374,7 @@ func (a *api) deleteSubscriptions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.store.deleteSubscriptions(flexKeys(keys), requestUser(r.Context()), a.now()); err != nil {
+	if err := a.store.deleteSubscriptions(flexKeys(keys), OrganizerKeyFrom(r.Context()), a.now()); err != nil {
 		writeError(w, http.StatusNotFound, "NotFound", "unknown user subscription key")
 		return
 	}

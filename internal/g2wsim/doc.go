@@ -21,7 +21,8 @@
 // out among the organizers, round robin in webinar key order, rewriting each event's
 // organizer keys; each OrganizerScenario carries that organizer's events and expected
 // figures. Other emulators of the same account (the REST reporting API) should take their
-// organizers and per-organizer scenarios from these, so both APIs describe the same account.
+// organizers and per-organizer scenarios from these, so both APIs describe the same account,
+// and can take the same tokens with Sim.Authenticate (OrganizerKeyFrom names the caller).
 //
 // Secret keys honour validFrom: deliveries are signed with the key that became valid last.
 //

@@ -144,7 +144,7 @@ func (s *Sim) Handler() http.Handler {
 	faults := &faults{failure: s.cfg.FailureRate, throttle: s.cfg.ThrottleRate, r: rand.New(rand.NewPCG(s.cfg.FaultSeed, 0xfa17))}
 
 	mgmt := chi.NewRouter()
-	mgmt.Use(s.logRequests, newRateLimit(s.cfg.RequestsPerSecond, s.cfg.Now).middleware, faults.middleware, s.authenticate)
+	mgmt.Use(s.logRequests, newRateLimit(s.cfg.RequestsPerSecond, s.cfg.Now).middleware, faults.middleware, s.Authenticate)
 	// The spec's paths, through the generated router; the answers are live GoTo's (api.go).
 	g2wapi.HandlerWithOptions(a, g2wapi.ChiServerOptions{
 		BaseRouter: mgmt,
@@ -177,15 +177,18 @@ func (s *Sim) Handler() http.Handler {
 // userKey is the context key of the organizer whose token made a request.
 type userKey struct{}
 
-// requestUser returns the organizer key authenticate put in ctx.
-func requestUser(ctx context.Context) string {
+// OrganizerKeyFrom returns the key of the organizer whose token made the request, as
+// Authenticate put it in the request's context; "" outside Authenticate.
+func OrganizerKeyFrom(ctx context.Context) string {
 	u, _ := ctx.Value(userKey{}).(string)
 	return u
 }
 
-// authenticate requires a valid bearer token from the token endpoint, answering a missing,
-// bad or expired one as live GoTo does: 403 {"int_err_code": "InvalidToken", "msg": …}.
-func (s *Sim) authenticate(next http.Handler) http.Handler {
+// Authenticate requires a valid bearer token from the token endpoint, answering a missing,
+// bad or expired one as live GoTo does: 403 {"int_err_code": "InvalidToken", "msg": …}. The
+// token's organizer is in the request's context (OrganizerKeyFrom), for other APIs of the
+// same account mounted beside the management API.
+func (s *Sim) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		user, valid := "", false
