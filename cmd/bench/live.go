@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -106,6 +107,19 @@ func benchLive(ctx context.Context, admin string, args []string) error {
 	}
 	if _, err := start("projector", "http://"+projectorAddr+"/healthz"); err != nil {
 		return err
+	}
+	// Ready is not built: with no backlog phase, the projector builds analytics first.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		v, ok, err := projections.StoredVersion(ctx, conn, projections.Schema)
+		if err != nil {
+			return err
+		}
+		if ok && v == projections.Version {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the projector did not build analytics within 2 minutes")
+		}
 	}
 	base := "http://" + ingestAddr
 	var seq atomic.Int64
