@@ -167,7 +167,7 @@ func (s *Sim) Handler() http.Handler {
 	root := chi.NewRouter()
 	root.Mount(BasePath, mgmt)
 	if s.cfg.Reporting != nil {
-		root.With(s.logRequests, s.authenticate).Mount(BasePath+"/organizers", s.cfg.Reporting)
+		root.With(s.logRequests, s.Authenticate).Mount(BasePath+"/organizers", s.cfg.Reporting)
 	}
 	root.Get("/oauth/authorize", o.authorize)
 	root.Post("/oauth/token", o.token)
