@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// The REST reporting API serves the default scenario (what /_sim/deliver delivers without
 	// query parameters, shared among the organizers the same way), whether or not its
 	// webhooks were delivered or dropped.
-	reports := reporting.New(reporting.Config{BasePath: g2wsim.BasePath}, nil)
+	reports := reporting.New(reporting.Config{BasePath: g2wsim.BasePath, Caller: g2wsim.OrganizerKeyFrom}, nil)
 	sim, err := g2wsim.New(g2wsim.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Organizers: g2wsim.DefaultOrganizers(cfg.Organizers),
 		VisibilityDelay: cfg.VisibilityDelay, FailureRate: cfg.FailureRate, ThrottleRate: cfg.ThrottleRate, FaultSeed: cfg.Seed,

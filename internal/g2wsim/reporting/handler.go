@@ -37,6 +37,10 @@ type Config struct {
 	IgnorePaging bool
 	// Now is the clock: only sessions that ended before it are listed. Default time.Now.
 	Now func() time.Time
+	// Caller, when set, names the organizer whose token made the request (g2wsim's
+	// OrganizerKeyFrom): a request for another organizer's data is refused, as live GoTo
+	// does. "" (or no Caller) checks nothing.
+	Caller func(ctx context.Context) string
 }
 
 // Handler serves the REST reporting API for the Account it holds. It is safe for
@@ -101,8 +105,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.router.ServeHTTP(w, r2)
 }
 
-// find returns the webinar of the path, owned by the path's organizer.
-func (h *Handler) find(w http.ResponseWriter, r *http.Request) (*webinar, bool) {
+// allowed reports whether the caller may read the path's organizer's data; when not, it
+// has answered: 403 where the spec declares it (forbidden is true), else 404.
+func (h *Handler) allowed(w http.ResponseWriter, r *http.Request, forbidden bool) bool {
+	if h.cfg.Caller == nil {
+		return true
+	}
+	caller := h.cfg.Caller(r.Context())
+	if caller == "" || caller == chi.URLParam(r, "organizerKey") {
+		return true
+	}
+	if forbidden {
+		writeError(w, http.StatusForbidden, "AccessDenied", "the token's user is not this organizer")
+	} else {
+		writeError(w, http.StatusNotFound, "NotFound", "no such webinar for this organizer")
+	}
+	return false
+}
+
+// find returns the webinar of the path, owned by the path's organizer. forbidden: see allowed.
+func (h *Handler) find(w http.ResponseWriter, r *http.Request, forbidden bool) (*webinar, bool) {
+	if !h.allowed(w, r, forbidden) {
+		return nil, false
+	}
 	acct := h.account.Load()
 	if acct != nil {
 		if wb := acct.byKey[chi.URLParam(r, "webinarKey")]; wb != nil && !wb.deleted && wb.organizer == chi.URLParam(r, "organizerKey") {
@@ -167,6 +192,9 @@ func pageOf[T any](w http.ResponseWriter, name string, items []T, page, size int
 }
 
 func (h *Handler) webinars(w http.ResponseWriter, r *http.Request) {
+	if !h.allowed(w, r, true) {
+		return
+	}
 	from, to, ok := timeRange(w, r)
 	if !ok {
 		return
@@ -220,6 +248,9 @@ func sessionJSON(wb *webinar, s *session) map[string]any {
 }
 
 func (h *Handler) organizerSessions(w http.ResponseWriter, r *http.Request) {
+	if !h.allowed(w, r, true) {
+		return
+	}
 	from, to, ok := timeRange(w, r)
 	if !ok {
 		return
@@ -246,7 +277,7 @@ func (h *Handler) organizerSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) webinarSessions(w http.ResponseWriter, r *http.Request) {
-	wb, ok := h.find(w, r)
+	wb, ok := h.find(w, r, true)
 	if !ok {
 		return
 	}
@@ -279,7 +310,7 @@ func registrantJSON(rg *registrant) map[string]any {
 // registrants answers a bare array of every registrant without paging parameters; with
 // both page and limit, live GoTo's page object (size is not a parameter of this call).
 func (h *Handler) registrants(w http.ResponseWriter, r *http.Request) {
-	wb, ok := h.find(w, r)
+	wb, ok := h.find(w, r, true)
 	if !ok {
 		return
 	}
@@ -308,7 +339,7 @@ func (h *Handler) registrants(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) registrant(w http.ResponseWriter, r *http.Request) {
-	wb, ok := h.find(w, r)
+	wb, ok := h.find(w, r, false)
 	if !ok {
 		return
 	}
@@ -334,7 +365,7 @@ func (h *Handler) registrant(w http.ResponseWriter, r *http.Request) {
 // attendees answers a session's attendees with their intervals (keys as strings here), once
 // the session has ended.
 func (h *Handler) attendees(w http.ResponseWriter, r *http.Request) {
-	wb, ok := h.find(w, r)
+	wb, ok := h.find(w, r, false)
 	if !ok {
 		return
 	}

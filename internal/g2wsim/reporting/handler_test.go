@@ -292,3 +292,32 @@ func TestOrganizers(t *testing.T) {
 		t.Fatalf("organizers = %s, want 1,2", got)
 	}
 }
+
+// TestOtherOrganizersDataIsRefused: with Caller set, a token of one organizer cannot read
+// another's webinars: 403 where the spec declares it, 404 elsewhere.
+func TestOtherOrganizersDataIsRefused(t *testing.T) {
+	t.Parallel()
+	acct, err := reporting.NewAccount(scenario.Generate(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newValidator(t)
+	caller := func(context.Context) string { return "8100000000000000002" }
+	srv := httptest.NewServer(v.wrap(reporting.New(reporting.Config{BasePath: basePath, RequestsPerSecond: -1, Caller: caller,
+		Now: func() time.Time { return after }}, acct)))
+	t.Cleanup(srv.Close)
+	w := "/organizers/" + organizer + "/webinars/9100000000000000101"
+	for path, want := range map[string]int{
+		"/organizers/" + organizer + "/webinars?fromTime=2026-10-01T00:00:00Z&toTime=2027-01-01T00:00:00Z": 403,
+		"/organizers/" + organizer + "/sessions?fromTime=2026-10-01T00:00:00Z&toTime=2027-01-01T00:00:00Z": 403,
+		w + "/sessions":             403,
+		w + "/registrants":          403,
+		w + "/registrants/1":        404,
+		w + "/sessions/1/attendees": 404,
+		"/organizers/8100000000000000002/webinars?fromTime=2026-10-01T00:00:00Z&toTime=2027-01-01T00:00:00Z": 200, // their own: none
+	} {
+		if status, body := get(t, srv, path); status != want {
+			t.Errorf("GET %s = %d, want %d: %s", path, status, want, body)
+		}
+	}
+}
