@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
 	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/migrations"
 )
 
 // newCluster starts a PostgreSQL cluster of its own for the test, the way make test starts
@@ -182,4 +184,96 @@ func publicFigures(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// startCopy starts a PostgreSQL server on the data directory of a physical backup and
+// returns its admin URL; it is stopped, and the directory removed, when the test ends.
+func startCopy(t *testing.T, dir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	// initdb and the server refuse to run as root: as scripts/with-postgres.sh does.
+	as := func(args ...string) *exec.Cmd { return exec.Command(args[0], args[1:]...) }
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "-R", "postgres", filepath.Dir(dir)).CombinedOutput(); err != nil {
+			t.Fatalf("chown the copy: %v\n%s", err, out)
+		}
+		as = func(args ...string) *exec.Cmd {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+	}
+	opts := fmt.Sprintf("-c port=%d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c fsync=off", port, filepath.Dir(dir))
+	if out, err := as("pg_ctl", "-D", dir, "-l", filepath.Join(filepath.Dir(dir), "server.log"), "-w", "-t", "120", "-o", opts, "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "server.log"))
+		t.Fatalf("start the copy: %v\n%s\n%s", err, out, log)
+	}
+	t.Cleanup(func() { _ = as("pg_ctl", "-D", dir, "-m", "immediate", "stop").Run() })
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+}
+
+// A physical backup (pg_basebackup) started as a cluster of its own keeps the source's
+// system identifier and xids: the log stays in its epoch, the projector carries on from its
+// position with the same figures, and new deliveries are projected.
+func TestBaseBackupCarriesOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := newCluster(t)
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE turnout"); err != nil {
+		t.Fatal(err)
+	}
+	srcURL := withDatabase(t, admin, "turnout")
+	if err := migrations.Up(srcURL); err != nil {
+		t.Fatal(err)
+	}
+	source, err := pgxpool.New(ctx, srcURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer source.Close()
+	g := newGenerator(t, 13)
+	appendEvents(t, source, g.stream(4, 10), 7)
+	stop := startLive(t, testEnv(srcURL))
+	waitFor(t, 60*time.Second, "the source projector to catch up", func() (bool, error) { return consumerCaughtUp(ctx, source) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := publicFigures(t, source)
+
+	parent, err := os.MkdirTemp("", "turnout-basebackup-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "data")
+	if out, err := exec.CommandContext(ctx, "pg_basebackup", "-D", dir, "-d", admin, "-X", "stream", "-c", "fast").CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	copyURL := withDatabase(t, startCopy(t, dir), "turnout")
+	copied, err := pgxpool.New(ctx, copyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copied.Close()
+
+	env := testEnv(copyURL)
+	startLive(t, env)
+	assertSameTables(t, "the copy's figures vs the source's", publicFigures(t, copied), want)
+	appendEvents(t, copied, g.stream(2, 5), 3)
+	waitFor(t, 60*time.Second, "the copy's projector to apply new deliveries", func() (bool, error) { return consumerCaughtUp(ctx, copied) })
+	assertSameTables(t, "the copy's live vs its log", dump(t, copied, projector.Schema), reference(t, copied))
+	if st := status(t, env); st[0].Position.Epoch != 1 {
+		t.Errorf("position after a physical copy in epoch %d, want 1 (the same cluster identity)", st[0].Position.Epoch)
+	}
 }
