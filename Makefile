@@ -61,3 +61,6 @@ bench-live: build ## live projector: 500k-event catch-up vs rebuild, lag under 6
 .PHONY: bench-forget
 bench-forget: build ## projector forget -email on a 1,000,000-event log (the live projector's pause) beside one parsing pass
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forget
+.PHONY: bench-reconcile
+bench-reconcile: ## REST backfill of 1,000 webinars × 300 registrants at GoTo's 10 requests/s: calls per webinar, calls/s, events/s
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench reconcile

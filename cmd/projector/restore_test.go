@@ -137,7 +137,7 @@ func TestDumpRestoreIntoANewCluster(t *testing.T) {
 		t.Fatalf("the new cluster is at xid %d: it would see the restored rows even without epochs", fresh)
 	}
 	// Roles are cluster-wide and not in the dump: created first, as docs/operations.md says.
-	for _, r := range []string{"turnout_ingest", "turnout_projector", "turnout_reader"} {
+	for _, r := range []string{"turnout_ingest", "turnout_projector", "turnout_reader", "turnout_reconcile"} {
 		if _, err := conn.Exec(ctx, "CREATE ROLE "+r+" NOLOGIN"); err != nil {
 			t.Fatal(err)
 		}

@@ -38,6 +38,10 @@ const (
 	nameJoined  = "registrant.joined"
 	nameCreated = "webinar.created"
 	nameChanged = "webinar.changed"
+	// reconcile's snapshots that rest_snapshots.sql projects (internal/reconcile).
+	nameSessionSnapshot    = "turnout.session.snapshot"
+	nameAttendanceSnapshot = "turnout.attendance.snapshot"
+	nameRegistrantSnapshot = "turnout.registrant.snapshot"
 )
 
 // Apply applies events (any order, duplicates allowed) to schema inside tx. It sends its
@@ -137,8 +141,16 @@ func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 		b.Queue(st.timesDelete)
 		b.Queue(st.timesInsert)
 	}
+	if has(nameSessionSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restSnapshots)
+	}
 	if has(nameAdded) || has(nameJoined) {
 		b.Queue(st.registrants)
+	}
+	// A statement of its own after registrants.sql: each sees the rows the other wrote, so a
+	// registrant known from both a webhook and a snapshot of the batch is counted once.
+	if has(nameRegistrantSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restRegistrants)
 	}
 }
 

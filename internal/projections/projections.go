@@ -28,7 +28,7 @@ import (
 
 // Version identifies the schema + semantics; the projector rebuilds when the stored version
 // differs. Bump it on any DDL or semantics change.
-const Version = "2"
+const Version = "3"
 
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
@@ -53,8 +53,14 @@ func Create(ctx context.Context, tx pgx.Tx, schema string) error {
 	if _, err := tx.Exec(ctx, st.schema); err != nil {
 		return fmt.Errorf("create tables in %s: %w", schema, err)
 	}
+	if _, err := tx.Exec(ctx, st.restTables); err != nil {
+		return fmt.Errorf("create REST tables in %s: %w", schema, err)
+	}
 	if _, err := tx.Exec(ctx, st.views); err != nil {
 		return fmt.Errorf("create views in %s: %w", schema, err)
+	}
+	if _, err := tx.Exec(ctx, st.restViews); err != nil {
+		return fmt.Errorf("create REST views in %s: %w", schema, err)
 	}
 	if _, err := tx.Exec(ctx, st.meta, Version); err != nil {
 		return fmt.Errorf("record version in %s: %w", schema, err)
@@ -118,6 +124,7 @@ type statements struct {
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants                                               string
+	restTables, restViews, restSnapshots, restRegistrants     string
 	park, progress                                            string
 }
 
@@ -158,16 +165,20 @@ func readStatements() (*statements, error) {
 		stageEvents: stageFrom("projections/stage_from_events.sql"),
 		stageLog:    stageFrom("projections/stage_from_log.sql"),
 		// {{stage}} stays: PrefetchLog names a table per chunk.
-		prefetchLog:    strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
-		stageLast:      load("projections/stage_last.sql"),
-		webinarCreated: load("projections/webinar_created.sql"),
-		webinarChanged: load("projections/webinar_changed.sql"),
-		timesDelete:    load("projections/webinar_times_delete.sql"),
-		timesInsert:    load("projections/webinar_times_insert.sql"),
-		registrants:    load("projections/registrants.sql"),
-		park:           load("projections/park.sql"),
-		progress:       load("analytics/progress.sql"),
-		meta:           "INSERT INTO _meta (version) VALUES ($1)",
+		prefetchLog:     strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
+		stageLast:       load("projections/stage_last.sql"),
+		webinarCreated:  load("projections/webinar_created.sql"),
+		webinarChanged:  load("projections/webinar_changed.sql"),
+		timesDelete:     load("projections/webinar_times_delete.sql"),
+		timesInsert:     load("projections/webinar_times_insert.sql"),
+		registrants:     load("projections/registrants.sql"),
+		restTables:      load("analytics/rest_tables.sql"),
+		restViews:       load("analytics/rest_views.sql"),
+		restSnapshots:   load("projections/rest_snapshots.sql"),
+		restRegistrants: load("projections/rest_registrants.sql"),
+		park:            load("projections/park.sql"),
+		progress:        load("analytics/progress.sql"),
+		meta:            "INSERT INTO _meta (version) VALUES ($1)",
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load sql: %w", err)

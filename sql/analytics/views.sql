@@ -3,25 +3,50 @@
 -- those tables from then on), so a shadow schema can be built and then renamed into place.
 
 -- Registrants, attendees and conversion per webinar, from the maintained counters, so it
--- answers in constant time per webinar however many registrants there are.
+-- answers in constant time per webinar however many registrants there are. Registrants
+-- DENIED or CANCELLED are not counted as registrants (nor in the rate's denominator); the
+-- few registrants whose status sets them apart are counted through a partial index.
 CREATE VIEW webinar_conversion AS
 SELECT w.webinar_key,
        w.title            AS webinar_title,
        w.status,
-       w.registrant_count AS registrants,
+       w.registrant_count - x.excluded AS registrants,
        w.attendee_count   AS attendees,
-       CASE WHEN w.registrant_count > 0
-            THEN w.attendee_count::numeric / w.registrant_count END AS conversion_rate
-FROM webinars w;
+       CASE WHEN w.registrant_count - x.excluded > 0
+            THEN w.attendee_count::numeric / (w.registrant_count - x.excluded) END AS conversion_rate,
+       x.waiting,
+       x.denied,
+       -- From the REST reporting API (reconcile): per attendance of a session; NULL until
+       -- a session of the webinar is reconciled.
+       t.avg_attendance_seconds,
+       t.total_attendance_seconds
+FROM webinars w
+LEFT JOIN LATERAL (
+    SELECT round(avg(a.attendance_seconds), 1) AS avg_attendance_seconds,
+           sum(a.attendance_seconds)           AS total_attendance_seconds
+    FROM session_attendees a
+    WHERE a.webinar_key = w.webinar_key
+) t ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE r.status IN ('DENIED', 'CANCELLED')) AS excluded,
+           count(*) FILTER (WHERE r.status = 'WAITING')                AS waiting,
+           count(*) FILTER (WHERE r.status = 'DENIED')                 AS denied
+    FROM registrants r
+    WHERE r.webinar_key = w.webinar_key AND r.status IN ('DENIED', 'CANCELLED', 'WAITING')
+) x;
 
 -- The same per registration source ("share your webinar" attribution). Registrants known
--- only from a join have no source (NULL).
+-- only from a join have no source (NULL). DENIED and CANCELLED are not registrants here either.
 CREATE VIEW conversion_by_source AS
 SELECT r.webinar_key,
        r.registration_source,
-       count(*)            AS registrants,
+       count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED')) AS registrants,
        count(r.first_join) AS attendees,
-       count(r.first_join)::numeric / count(*) AS conversion_rate
+       CASE WHEN count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED')) > 0
+            THEN count(r.first_join)::numeric / count(*) FILTER (WHERE r.status IS NULL OR r.status NOT IN ('DENIED', 'CANCELLED'))
+       END AS conversion_rate,
+       count(*) FILTER (WHERE r.status = 'WAITING') AS waiting,
+       count(*) FILTER (WHERE r.status = 'DENIED')  AS denied
 FROM registrants r
 GROUP BY r.webinar_key, r.registration_source;
 
@@ -30,7 +55,12 @@ SELECT j.webinar_key,
        j.session_key,
        count(DISTINCT j.registrant_key) AS attendees,
        min(j.join_time)                 AS first_join,
-       max(j.join_time)                 AS last_join
+       max(j.join_time)                 AS last_join,
+       -- From the REST reporting API (reconcile); NULL until the session is reconciled.
+       (SELECT round(avg(a.attendance_seconds), 1) FROM session_attendees a
+        WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS avg_attendance_seconds,
+       (SELECT sum(a.attendance_seconds) FROM session_attendees a
+        WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS total_attendance_seconds
 FROM joins j
 GROUP BY j.webinar_key, j.session_key;
 

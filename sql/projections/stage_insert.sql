@@ -13,7 +13,9 @@ INSERT INTO {{stage}} (
 SELECT e.epoch, e.tx, e.pos, e.received_at,
        e.p ->> 'eventName', e.p ->> 'webinarKey', e.p ->> 'registrantKey',
        coalesce(_timestamptz(e.p ->> 'timestamp'), '-infinity'),
-       CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed') THEN e.p END,
+       CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed',
+                                         'turnout.session.snapshot', 'turnout.attendance.snapshot',
+                                         'turnout.registrant.snapshot') THEN e.p END,
        e.p ->> 'eventKey', e.p ->> 'sessionKey',
        -- joinTime (epoch milliseconds), else the event timestamp, else receive time.
        CASE WHEN e.p ->> 'eventName' = 'registrant.joined' THEN
