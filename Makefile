@@ -55,9 +55,12 @@ bench-replay: build ## projector rebuild of 1,000,000 events beside the set-base
 clean: ## remove build output
 	rm -rf $(BIN)
 
-bench-live: build ## p99 from ingest's 2xx to visibility in analytics.webinar_conversion at 1,000 deliveries/s
+bench-live: build ## live projector: 500k-event catch-up vs rebuild, lag under 60 s closed-loop ingest, 2xx→visible p99 at 1,000/s and 100/s
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench live
 
 .PHONY: bench-forget
 bench-forget: build ## projector forget -email on a 1,000,000-event log (the live projector's pause) beside one parsing pass
 	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench forget
+.PHONY: bench-reconcile
+bench-reconcile: ## REST backfill of 1,000 webinars × 300 registrants at GoTo's 10 requests/s: calls per webinar, calls/s, events/s
+	PG_DURABLE=1 $(WITH_PG) $(GO) run ./cmd/bench reconcile

@@ -4,6 +4,7 @@ ALTER TABLE watermill_offsets_gotowebinar_events DROP COLUMN last_processed_epoc
 ALTER TABLE watermill_gotowebinar_events DROP CONSTRAINT watermill_gotowebinar_events_pkey;
 ALTER TABLE watermill_gotowebinar_events ADD PRIMARY KEY (transaction_id, "offset");
 ALTER TABLE watermill_gotowebinar_events DROP COLUMN epoch;
+DROP FUNCTION public.eventlog_range(integer, xid8, bigint, integer, xid8, bigint, bigint);
 DROP FUNCTION public.eventlog_horizon();
 DROP FUNCTION public.eventlog_epoch();
 DROP TABLE eventlog_epochs;

@@ -91,6 +91,23 @@ ALTER TABLE watermill_gotowebinar_events ADD PRIMARY KEY (epoch, transaction_id,
 -- Consumer positions gain the epoch; existing ones are in epoch 1.
 ALTER TABLE watermill_offsets_gotowebinar_events ADD COLUMN last_processed_epoch integer NOT NULL DEFAULT 1;
 
+-- eventlog_range returns the log rows in ((after), (upto)], in log order, at most max_rows:
+-- what set-based readers (the projections' staging statement) select from, so that they
+-- need not know the log's table or its order. LANGUAGE sql, STABLE and without SET clauses
+-- so the planner inlines it: a range scan of the primary key, as if written in place.
+CREATE FUNCTION public.eventlog_range(
+    after_epoch integer, after_tx xid8, after_offset bigint,
+    upto_epoch integer, upto_tx xid8, upto_offset bigint, max_rows bigint)
+RETURNS TABLE (epoch integer, transaction_id xid8, "offset" bigint, received_at timestamptz, payload json)
+LANGUAGE sql STABLE AS $$
+    SELECT l.epoch, l.transaction_id, l."offset", l.received_at, l.payload
+    FROM public.watermill_gotowebinar_events l
+    WHERE (l.epoch, l.transaction_id, l."offset") > (after_epoch, after_tx, after_offset)
+      AND (l.epoch, l.transaction_id, l."offset") <= (upto_epoch, upto_tx, upto_offset)
+    ORDER BY l.epoch, l.transaction_id, l."offset"
+    LIMIT max_rows
+$$;
+
 GRANT SELECT ON eventlog_epochs TO turnout_projector;
 REVOKE EXECUTE ON FUNCTION public.eventlog_epoch() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.eventlog_epoch() TO turnout_ingest;

@@ -2,9 +2,11 @@
 // analytics schema (analytics/) and the statements that project the event log into it
 // (projections/). Importers alias it (e.g. turnoutsql) to avoid the clash with database/sql.
 //
-// Files are templates: every occurrence of {{schema}} is replaced by the sanitized
-// identifier of the target schema, so the same SQL builds "analytics" and a shadow schema
-// such as "analytics_rebuild".
+// Files are valid SQL on their own and name the analytics tables unqualified: the caller sets
+// search_path for its transaction (internal/projections), so the same SQL builds and
+// maintains "analytics" and a shadow schema such as "analytics_rebuild". The one composition
+// left is of the staging INSERT (projections/stage_insert.sql) with the source it reads
+// ({{source}}) and the table it fills ({{stage}}).
 package sql
 
 import "embed"

@@ -3,9 +3,11 @@
 //
 //	bench forward  bin/forwarder beside ingest's peak, and its catch-up vs raw JetStream publishes
 //	bench ingest   signed deliveries/s into bin/ingest at 32 senders vs pgbench one-row inserts
-//	bench live     2xx → visible in analytics.webinar_conversion at 1,000 deliveries/s
+//	bench live     live projector: catch-up of a 500,000-event backlog vs rebuild, lag under
+//	               60 s of closed-loop ingest, 2xx → visible p99 at 1,000 and 100 deliveries/s
 //	bench replay   bin/projector rebuild of 1,000,000 events vs the set-based ceiling
 //	bench forget   bin/projector forget -email on a 1,000,000-event log vs one parsing pass over it
+//	bench reconcile  REST backfill of 1,000 webinars × 300 registrants at 10 requests/s
 //
 // bench ingest also starts this program as "bench http-floor ADDR": a chi server that only
 // reads each request and answers 200, the reference for what HTTP alone allows here; and as
@@ -43,7 +45,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) < 1 {
-		return errors.New("usage: bench ingest|live|replay|forget [flags]")
+		return errors.New("usage: bench ingest|live|replay|forward|forget|reconcile [flags]")
 	}
 	if args[0] == floorCommand && len(args) == 2 {
 		return serveHTTPFloor(ctx, args[1]) // started by bench ingest, not by hand
@@ -71,8 +73,10 @@ func run(ctx context.Context, args []string) error {
 		return benchReplay(ctx, admin, args[1:])
 	case "forget":
 		return benchForget(ctx, admin, args[1:])
+	case "reconcile":
+		return benchReconcile(ctx, admin, args[1:])
 	default:
-		return fmt.Errorf("unknown benchmark %q (want ingest, live, replay or forget)", args[0])
+		return fmt.Errorf("unknown benchmark %q (want ingest, live, replay, forward, forget or reconcile)", args[0])
 	}
 }
 

@@ -53,7 +53,7 @@ func benchReplay(ctx context.Context, admin string, args []string) error {
 
 	// Baseline: the set-based ceiling, one INSERT … SELECT … ON CONFLICT building the
 	// registrants table straight from the log.
-	ceilingDur, ceilingRows, err := runCeiling(ctx, conn)
+	ceilingDur, ceilingRows, err := runCeiling(ctx, conn, false)
 	if err != nil {
 		return err
 	}

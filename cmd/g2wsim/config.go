@@ -33,6 +33,7 @@ type config struct {
 	Concurrency       int           // -concurrency, G2WSIM_CONCURRENCY; default 4
 	Duplicates        float64       // -duplicates, G2WSIM_DUPLICATES: fraction redelivered, 0..1
 	Shuffle           bool          // -shuffle, G2WSIM_SHUFFLE: deliver in random order
+	Drop              float64       // -drop, G2WSIM_DROP: fraction of events never delivered, 0..1
 	ShutdownTimeout   time.Duration // G2WSIM_SHUTDOWN_TIMEOUT; default 10s
 	LogLevel          slog.Level    // LOG_LEVEL; default info
 }
@@ -86,6 +87,7 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (con
 	env.Int(&cfg.Concurrency, 1, 0, "concurrency", "G2WSIM_CONCURRENCY", "deliveries in flight at once")
 	env.Float(&cfg.Duplicates, 0, 1, "duplicates", "G2WSIM_DUPLICATES", "fraction of events delivered twice, 0 to 1")
 	env.Bool(&cfg.Shuffle, "shuffle", "G2WSIM_SHUFFLE", "deliver events in a random order")
+	env.Float(&cfg.Drop, 0, 1, "drop", "G2WSIM_DROP", "fraction of events never delivered, 0 to 1 (holes for reconcile to fill)")
 	env.Env(envflag.DurationValue(&cfg.ShutdownTimeout), "G2WSIM_SHUTDOWN_TIMEOUT")
 	errs := env.Errors()
 	if s := getenv("LOG_LEVEL"); s != "" {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/turnout-analytics/turnout/internal/g2wsim"
+	"github.com/turnout-analytics/turnout/internal/g2wsim/reporting"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
@@ -48,18 +49,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	defaults := scenario.Options{Seed: cfg.Seed, Webinars: cfg.Webinars, RegistrantsPerWebinar: cfg.Registrants, JoinRate: cfg.JoinRate}
+	// The REST reporting API serves the default scenario (what /_sim/deliver delivers without
+	// query parameters, shared among the organizers the same way), whether or not its
+	// webhooks were delivered or dropped.
+	reports := reporting.New(reporting.Config{BasePath: g2wsim.BasePath, Caller: g2wsim.OrganizerKeyFrom}, nil)
 	sim, err := g2wsim.New(g2wsim.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		TokenLifetime: cfg.TokenLifetime, RequestsPerSecond: cfg.APIRate, Organizers: g2wsim.DefaultOrganizers(cfg.Organizers),
 		VisibilityDelay: cfg.VisibilityDelay, FailureRate: cfg.FailureRate, ThrottleRate: cfg.ThrottleRate, FaultSeed: cfg.Seed,
-		InsecureCallbacks: cfg.InsecureCallbacks, Logger: logger})
+		InsecureCallbacks: cfg.InsecureCallbacks, Logger: logger, Reporting: reports})
 	if err != nil {
 		return err
 	}
+	keys := make([]string, 0, len(sim.Organizers()))
+	for _, o := range sim.Organizers() {
+		keys = append(keys, o.Key)
+	}
+	account, err := reporting.NewAccount(scenario.GenerateWith(defaults), keys)
+	if err != nil {
+		return err
+	}
+	reports.Load(account)
 	deliverer := g2wsim.NewDeliverer(sim, g2wsim.DeliveryConfig{Concurrency: cfg.Concurrency, Rate: cfg.Rate,
-		Duplicates: cfg.Duplicates, Shuffle: cfg.Shuffle, Seed: cfg.Seed, Logger: logger})
+		Duplicates: cfg.Duplicates, Shuffle: cfg.Shuffle, Drop: cfg.Drop, Seed: cfg.Seed, Logger: logger})
 	mux := http.NewServeMux()
-	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, sim.Organizers(), scenario.Options{Seed: cfg.Seed,
-		Webinars: cfg.Webinars, RegistrantsPerWebinar: cfg.Registrants, JoinRate: cfg.JoinRate}))
+	mux.Handle("/_sim/deliver", g2wsim.DeliverHandler(deliverer, sim.Organizers(), defaults))
 	mux.Handle("/", sim.Handler())
 
 	ln, err := net.Listen("tcp", cfg.Addr)

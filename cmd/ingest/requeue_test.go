@@ -15,10 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/ingest"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projections"
-	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
 
@@ -220,7 +220,7 @@ func projectAll(t *testing.T, pool *pgxpool.Pool, n int) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling, with a deadline
 	}
-	proj := projector.New(pool, projector.Config{}, slog.New(slog.DiscardHandler), projector.NewMetrics(prometheus.NewRegistry()))
+	proj := rebuild.New(pool, rebuild.Config{}, slog.New(slog.DiscardHandler), rebuild.NewMetrics(prometheus.NewRegistry()))
 	if _, err := proj.Rebuild(context.Background(), quiet{}); err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
@@ -228,9 +228,9 @@ func projectAll(t *testing.T, pool *pgxpool.Pool, n int) {
 
 type quiet struct{}
 
-func (quiet) Start(projections.Position, bool, int64) {}
-func (quiet) Update(int64)                            {}
-func (quiet) Finish(projector.RebuildStats)           {}
+func (quiet) Start(eventlog.Position, bool, int64) {}
+func (quiet) Update(int64)                         {}
+func (quiet) Finish(rebuild.Stats)                 {}
 
 func TestLoadRequeueConfig(t *testing.T) {
 	t.Parallel()

@@ -7,23 +7,41 @@ import (
 	"time"
 
 	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
+
+// defaultAddr is PROJECTOR_ADDR's default.
+const defaultAddr = ":8081"
 
 // config is everything the projector reads from its environment, read once.
 type config struct {
 	// DatabaseURL (DATABASE_URL, required) is the PostgreSQL URL of the event log and analytics.
 	DatabaseURL string
-	// Addr (PROJECTOR_ADDR, default ":8081") serves /healthz and /metrics in live mode.
+	// Addr (PROJECTOR_ADDR) serves /healthz and /metrics in live mode.
 	Addr string
-	// Projector holds the tunables:
-	//   PROJECTOR_POLL_INTERVAL   default 50ms  wait between polls when the log has nothing new
-	//   PROJECTOR_BATCH_SIZE      default 100   log rows per live subscriber transaction
-	//   PROJECTOR_MAX_RETRIES     default 3     retries of a failing event before it is parked
-	//   PROJECTOR_RETRY_INTERVAL  default 20ms  first backoff between retries (doubles)
-	//   PROJECTOR_LAG_INTERVAL    default 2s    refresh period of the lag gauges
-	//   REBUILD_BATCH_SIZE        default 50000 log rows per rebuild transaction
+	// Projector holds the tunables (see envUsage and projector.Config), defaults applied
+	// and validated.
 	Projector projector.Config
 }
+
+// envUsage documents the environment, defaults taken from where they are defined.
+var envUsage = fmt.Sprintf(`Environment:
+  DATABASE_URL              postgres:// URL (required)
+  PROJECTOR_ADDR            /healthz and /metrics in live mode (default %s)
+  PROJECTOR_POLL_INTERVAL   wait between polls when the log has nothing new (default %v)
+  PROJECTOR_MIN_BATCH       smallest adaptive batch limit, log rows (default %d)
+  PROJECTOR_BATCH_SIZE      largest adaptive batch limit, log rows per transaction (default %d)
+  PROJECTOR_BATCH_TARGET    batch duration the limit adapts to (default %v)
+  PROJECTOR_BATCH_DEADLINE  longest a batch transaction may take, retries included (default %v)
+  PROJECTOR_MAX_RETRIES     retries of a transiently failing batch; data errors park at once (default %d)
+  PROJECTOR_RETRY_INTERVAL  first backoff between retries, doubling to 10x (default %v)
+  PROJECTOR_LAG_INTERVAL    refresh period of the lag gauges (default %v)
+  REBUILD_BATCH_SIZE        log rows per rebuild transaction (default %d)
+The retries' total backoff must be at most half of PROJECTOR_BATCH_DEADLINE, and
+PROJECTOR_BATCH_TARGET shorter than it.
+`, defaultAddr, projector.DefaultPollInterval, projector.DefaultMinBatch, projector.DefaultMaxBatch,
+	projector.DefaultBatchTarget, projector.DefaultBatchDeadline, projector.DefaultMaxRetries,
+	projector.DefaultRetryInterval, projector.DefaultLagInterval, rebuild.DefaultBatchSize)
 
 // loadConfig reads the environment, reporting every missing or bad variable by name.
 func loadConfig(getenv func(string) string) (config, error) {
@@ -36,17 +54,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, errors.New("DATABASE_URL is required"))
 	}
 	if c.Addr == "" {
-		c.Addr = ":8081"
+		c.Addr = defaultAddr
 	}
-	duration := func(name string, def time.Duration) time.Duration {
+	duration := func(name string) time.Duration {
 		v := getenv(name)
 		if v == "" {
-			return def
+			return 0 // the default
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 50ms, got %q", name, v))
-			return def
+			return 0
 		}
 		return d
 	}
@@ -63,12 +81,21 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return n
 	}
 	c.Projector = projector.Config{
-		PollInterval:     duration("PROJECTOR_POLL_INTERVAL", 50*time.Millisecond),
-		BatchSize:        integer("PROJECTOR_BATCH_SIZE", 100, 1),
-		MaxRetries:       integer("PROJECTOR_MAX_RETRIES", 3, 0),
-		RetryInterval:    duration("PROJECTOR_RETRY_INTERVAL", 20*time.Millisecond),
-		LagInterval:      duration("PROJECTOR_LAG_INTERVAL", 2*time.Second),
-		RebuildBatchSize: integer("REBUILD_BATCH_SIZE", 50000, 1),
+		PollInterval:  duration("PROJECTOR_POLL_INTERVAL"),
+		MinBatch:      integer("PROJECTOR_MIN_BATCH", 0, 1),
+		MaxBatch:      integer("PROJECTOR_BATCH_SIZE", 0, 1),
+		BatchTarget:   duration("PROJECTOR_BATCH_TARGET"),
+		BatchDeadline: duration("PROJECTOR_BATCH_DEADLINE"),
+		MaxRetries:    integer("PROJECTOR_MAX_RETRIES", projector.DefaultMaxRetries, 0),
+		RetryInterval: duration("PROJECTOR_RETRY_INTERVAL"),
+		LagInterval:   duration("PROJECTOR_LAG_INTERVAL"),
+		Rebuild:       rebuild.Config{BatchSize: integer("REBUILD_BATCH_SIZE", 0, 1)},
+	}.WithDefaults()
+	if len(errs) == 0 {
+		// Cross-field rules, once every value is known; named by variable.
+		if err := c.Projector.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("PROJECTOR_* settings: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("read configuration: %w", errors.Join(errs...))

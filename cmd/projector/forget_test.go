@@ -338,8 +338,8 @@ func TestForgetErasesThePerson(t *testing.T) {
 func parkSome(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), `
-		INSERT INTO analytics._parked (transaction_id, "offset", event_key, event_name, error, attempts)
-		SELECT transaction_id, "offset", event_key, event_name, e.error, 4
+		INSERT INTO analytics._parked (epoch, transaction_id, "offset", event_key, event_name, error, attempts)
+		SELECT epoch, transaction_id, "offset", event_key, event_name, e.error, 4
 		FROM `+eventlog.Table+` l JOIN (VALUES
 			($1, 'invalid input syntax: "Grace Hopper"'),
 			('7000001000000000003', 'value too long: "colleague of grace.hopper@example.com, ask her"')) e(registrant, error)
@@ -356,7 +356,7 @@ func assertParked(t *testing.T, pool *pgxpool.Pool, aErased bool) {
 	t.Helper()
 	errs := map[string]string{}
 	rows, err := pool.Query(context.Background(), `SELECT l.payload::jsonb ->> 'registrantKey', p.error
-		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (transaction_id, "offset")`)
+		FROM analytics._parked p JOIN `+eventlog.Table+` l USING (epoch, transaction_id, "offset")`)
 	if err != nil {
 		t.Fatalf("read parked events: %v", err)
 	}
@@ -388,14 +388,14 @@ func interruptedShadow(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	end := projections.Position{TxID: math.MaxInt64, Offset: math.MaxInt64}
+	end := eventlog.Position{Epoch: math.MaxInt32, TxID: math.MaxInt64, Offset: math.MaxInt64}
 	if err := projections.Create(ctx, tx, projector.ShadowSchema); err != nil {
 		t.Fatalf("create shadow: %v", err)
 	}
-	if _, err := projections.ApplyLog(ctx, tx, projector.ShadowSchema, projections.Position{}, end); err != nil {
+	if _, err := projections.ApplyLog(ctx, tx, projector.ShadowSchema, eventlog.Position{}, end); err != nil {
 		t.Fatalf("apply log to shadow: %v", err)
 	}
-	if _, err := projections.PrefetchLog(ctx, tx, projector.ShadowSchema, "_prefetch_0", projections.Position{}, end); err != nil {
+	if _, err := projections.PrefetchLog(ctx, tx, projector.ShadowSchema, "_prefetch_0", eventlog.Position{}, end); err != nil {
 		t.Fatalf("prefetch into shadow: %v", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -533,7 +533,7 @@ func TestForgetFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// No DATABASE_URL: a bad request is refused before any configuration is read.
-			err := run(context.Background(), append([]string{"forget"}, tt.args...), func(string) string { return "" }, &syncBuffer{})
+			err := run(context.Background(), append([]string{"forget"}, tt.args...), func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("forget %v = %v, want an error about %q", tt.args, err, tt.want)
 			}

@@ -29,7 +29,7 @@ import (
 // command runs projector with args exactly as an operator would (migrations included).
 func command(getenv func(string) string, args ...string) (string, error) {
 	out := &syncBuffer{}
-	err := run(context.Background(), args, getenv, out)
+	err := run(context.Background(), args, getenv, out, out)
 	return out.String(), err
 }
 

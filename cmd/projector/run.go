@@ -26,16 +26,17 @@ import (
 	"github.com/turnout-analytics/turnout/internal/erasure"
 	"github.com/turnout-analytics/turnout/internal/projections"
 	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 	"github.com/turnout-analytics/turnout/migrations"
 )
 
-// usage is what -h prints before the flags of the command.
+// usage is what -h prints before the environment (envUsage) and the flags of the command.
 const usage = `Usage: projector [command] [flags]
 
 Builds the analytics schema from Turnout's event log.
 
 Commands:
-  (none)    run live: consume the log with Watermill and keep analytics current;
+  (none)    run live: apply the log to analytics in set-based micro-batches;
             builds analytics from the log first when it is missing or of another version
   rebuild   rebuild every projection from the whole log into a shadow schema and swap it
             in atomically (readers are never interrupted; a killed rebuild resumes)
@@ -43,23 +44,15 @@ Commands:
   forget    erase one person's personal data (GDPR): -email X, or -registrant-key K
             [-webinar-key W]; run as the database owner
 
-Environment:
-  DATABASE_URL              postgres:// URL (required)
-  PROJECTOR_ADDR            /healthz and /metrics in live mode (default :8081)
-  PROJECTOR_POLL_INTERVAL   wait between polls when the log has nothing new (default 50ms)
-  PROJECTOR_BATCH_SIZE      log rows per live subscriber transaction (default 100)
-  PROJECTOR_MAX_RETRIES     retries of a failing event before it is parked (default 3)
-  PROJECTOR_RETRY_INTERVAL  first backoff between retries, doubling (default 20ms)
-  PROJECTOR_LAG_INTERVAL    refresh period of the lag gauges (default 2s)
-  REBUILD_BATCH_SIZE        log rows per rebuild transaction (default 50000)
 `
 
 // parkedShown is how many parked events status lists per projection.
 const parkedShown = 5
 
 // run is the whole command: args without the program name, the environment through
-// getenv, logs (JSON) and command output on stdout.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// getenv, command output (status, forget's counts, help) on stdout, logs (JSON) and the
+// rebuild's progress on stderr, so that `status -json` output is never mixed with logs.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	command := "live"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		command, args = args[0], args[1:]
@@ -82,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("unknown command %q (want no command for live, rebuild, status or forget)", command)
 	}
 	fs.Usage = func() {
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage, "\n", envUsage)
 		fmt.Fprintf(stdout, "\nFlags of %s:\n", fs.Name())
 		fs.PrintDefaults()
 	}
@@ -104,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "projector")
+	logger := slog.New(slog.NewJSONHandler(stderr, nil)).With("service", "projector")
 	if *migrate {
 		if err := migrations.Up(cfg.DatabaseURL); err != nil {
 			return err
@@ -115,10 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return errors.New("parse DATABASE_URL: invalid") // never echo: it may hold a password
 	}
 	// Every command may run as the owner (forget always does; the quick start runs all as
-	// the owner): no session resolves a name in a schema another role could create.
+	// the owner): no session resolves a name in a schema another role could create. (The
+	// projections set their own search_path per transaction: projections.UseSchema.)
 	poolCfg.ConnConfig.RuntimeParams["search_path"] = migrations.OwnerSearchPath
-	// The live projector pipelines each event's statements in one batch, which needs the
-	// session's staging table to exist before the batch is prepared.
+	// The projections pipeline their statements in one batch, which needs the session's
+	// staging table to exist before the batch is prepared.
 	poolCfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		return projections.PrepareConn(ctx, conn)
 	}
@@ -130,11 +124,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	switch command {
 	case "rebuild":
-		p := projector.New(pool, cfg.Projector, logger, projector.NewMetrics(prometheus.NewRegistry()))
-		_, err := p.Rebuild(ctx, progressFor(stdout, logger))
+		b := rebuild.New(pool, cfg.Projector.Rebuild, logger, rebuild.NewMetrics(prometheus.NewRegistry()))
+		_, err := b.Rebuild(ctx, progressFor(stderr, logger))
 		return err
 	case "status":
-		st, err := projector.Status(ctx, pool, parkedShown)
+		st, err := rebuild.Status(ctx, pool, parkedShown)
 		if err != nil {
 			return err
 		}
@@ -209,28 +203,25 @@ func live(ctx context.Context, cfg config, pool *pgxpool.Pool, logger *slog.Logg
 	return err
 }
 
-// progressFor draws a bar when a terminal is attached, and logs progress otherwise.
-func progressFor(stdout io.Writer, logger *slog.Logger) projector.Progress {
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		return projector.NewBarProgress(os.Stderr)
+// progressFor draws a bar when stderr is a terminal, and logs progress otherwise.
+func progressFor(stderr io.Writer, logger *slog.Logger) rebuild.Progress {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return rebuild.NewBarProgress(f)
 	}
-	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return projector.NewBarProgress(f)
-	}
-	return projector.NewLogProgress(logger, 5*time.Second)
+	return rebuild.NewLogProgress(logger, 5*time.Second)
 }
 
 // writeStatus prints status as a human-readable table.
-func writeStatus(w io.Writer, st []projector.ProjectionStatus) error {
+func writeStatus(w io.Writer, st []rebuild.ProjectionStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tROLE\tVERSION\tTRANSACTION\tOFFSET\tLAG EVENTS\tLAG SECONDS\tPARKED")
+	fmt.Fprintln(tw, "PROJECTION\tROLE\tVERSION\tEPOCH\tTRANSACTION\tOFFSET\tLAG EVENTS\tLAG SECONDS\tPARKED")
 	for _, s := range st {
 		version := s.Version
 		if !s.Exists {
 			version = "(missing)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f\t%d\n", s.Schema, s.Role, version,
-			s.Position.TransactionID, s.Position.Offset, s.LagEvents, s.LagSeconds, s.ParkedCount)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t%d\n", s.Schema, s.Role, version,
+			s.Position.Epoch, s.Position.TxID, s.Position.Offset, s.Events, s.Seconds, s.ParkedCount)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
@@ -243,7 +234,7 @@ func writeStatus(w io.Writer, st []projector.ProjectionStatus) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  OFFSET\tTRANSACTION\tEVENT NAME\tEVENT KEY\tATTEMPTS\tERROR")
 		for _, p := range s.Parked {
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%s\n", p.Offset, p.TransactionID, p.EventName, p.EventKey, p.Attempts, firstLine(p.Error))
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%d\t%s\n", p.Offset, p.TxID, p.EventName, p.EventKey, p.Attempts, firstLine(p.Error))
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write status: %w", err)

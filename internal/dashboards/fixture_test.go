@@ -15,10 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/ingest"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
-	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
@@ -69,8 +70,8 @@ func newPipeline(t *testing.T) *pipeline {
 	// A rebuild applies only log rows every transaction of the cluster can see (the
 	// subscriber's rule); other tests' open transactions can hold that back briefly.
 	waitVisible(t, admin, len(p.scenario.Events))
-	proj := projector.New(rolePool(t, url, "turnout_projector"), projector.Config{}, slog.New(slog.DiscardHandler),
-		projector.NewMetrics(prometheus.NewRegistry()))
+	proj := rebuild.New(rolePool(t, url, "turnout_projector"), rebuild.Config{}, slog.New(slog.DiscardHandler),
+		rebuild.NewMetrics(prometheus.NewRegistry()))
 	for i := range 2 {
 		if _, err := proj.Rebuild(ctx, quietProgress{}); err != nil {
 			t.Fatalf("rebuild %d as turnout_projector: %v", i+1, err)
@@ -182,6 +183,6 @@ func waitVisible(t *testing.T, pool *pgxpool.Pool, n int) {
 // quietProgress discards a rebuild's progress.
 type quietProgress struct{}
 
-func (quietProgress) Start(projections.Position, bool, int64) {}
-func (quietProgress) Update(int64)                            {}
-func (quietProgress) Finish(projector.RebuildStats)           {}
+func (quietProgress) Start(eventlog.Position, bool, int64) {}
+func (quietProgress) Update(int64)                         {}
+func (quietProgress) Finish(rebuild.Stats)                 {}

@@ -23,8 +23,8 @@ func TestSQLPanelsReturnRows(t *testing.T) {
 	// analytics._parked is empty after a clean run; a parked event makes its panel show a
 	// row. Written by the superuser: no role may write there but the projector.
 	if _, err := p.admin.Exec(ctx, `INSERT INTO analytics._parked
-		(transaction_id, "offset", event_key, event_name, error, attempts)
-		VALUES ('1', 1, 'parked-by-test', 'registrant.joined', 'apply event: test', 4)`); err != nil {
+		(epoch, transaction_id, "offset", event_key, event_name, error, attempts)
+		VALUES (1, '1', 1, 'parked-by-test', 'registrant.joined', 'apply event: test', 4)`); err != nil {
 		t.Fatalf("park an event: %v", err)
 	}
 	reader := roleConn(t, p.url, "turnout_reader")

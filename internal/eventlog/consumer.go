@@ -44,10 +44,14 @@ func ReadPosition(ctx context.Context, q Querier, group string) (Position, error
 // tx, returning the position. Whoever holds the lock is the group's only writer: a second
 // live consumer, or a rebuild moving the position, waits.
 func LockPosition(ctx context.Context, tx pgx.Tx, group string) (Position, error) {
-	if _, err := tx.Exec(ctx, ensurePositionSQL, group); err != nil {
-		return Position{}, fmt.Errorf("create position of %s: %w", group, err)
-	}
 	pos, err := scanPosition(tx.QueryRow(ctx, lockPositionSQL, group))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The group's first lock: one more round trip, once.
+		if _, err := tx.Exec(ctx, ensurePositionSQL, group); err != nil {
+			return Position{}, fmt.Errorf("create position of %s: %w", group, err)
+		}
+		pos, err = scanPosition(tx.QueryRow(ctx, lockPositionSQL, group))
+	}
 	if err != nil {
 		return Position{}, fmt.Errorf("lock position of %s: %w", group, err)
 	}

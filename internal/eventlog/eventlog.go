@@ -35,21 +35,10 @@ const (
 	MetaReceivedAt        = "received_at"
 )
 
-// SchemaAdapter returns the watermill-sql schema adapter for the log. batchSize is how many
-// messages a subscriber reads per query (0 keeps Watermill's default of 100).
-func SchemaAdapter(batchSize int) wsql.DefaultPostgreSQLSchema {
-	return wsql.DefaultPostgreSQLSchema{SubscribeBatchSize: batchSize}
-}
-
-// OffsetsAdapter returns the watermill-sql offsets adapter for the log's consumers.
-func OffsetsAdapter() wsql.DefaultPostgreSQLOffsetsAdapter {
-	return wsql.DefaultPostgreSQLOffsetsAdapter{}
-}
-
 // PublisherConfig is the configuration for publishing to the log. Schema initialisation is
 // off: migrations own the tables.
 func PublisherConfig() wsql.PublisherConfig {
-	return wsql.PublisherConfig{SchemaAdapter: SchemaAdapter(0), AutoInitializeSchema: false}
+	return wsql.PublisherConfig{SchemaAdapter: wsql.DefaultPostgreSQLSchema{}, AutoInitializeSchema: false}
 }
 
 // Entry is one delivery to append.

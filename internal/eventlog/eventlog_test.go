@@ -111,6 +111,9 @@ func TestReadCommittedWaitsForEarlierTransactions(t *testing.T) {
 	if err != nil || lag.Events != 2 {
 		t.Fatalf("LagAfter = %+v, %v; want 2 events", lag, err)
 	}
+	if lag, err := eventlog.LagAtMost(ctx, pool, recs[0].Position, 1); err != nil || lag.Events != 1 {
+		t.Fatalf("LagAtMost(1) = %+v, %v; want 1 event", lag, err)
+	}
 }
 
 // The position is read, locked and advanced in the consumer's transaction: a rollback

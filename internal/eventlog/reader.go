@@ -68,6 +68,11 @@ FROM batch ORDER BY epoch DESC, transaction_id DESC, "offset" DESC LIMIT 1`
 	lagSQL = `SELECT count(*), coalesce(extract(epoch FROM now() - min(l.received_at)), 0)::float8
 FROM ` + Table + ` l WHERE ` + after + ` AND ` + committed
 
+	// lagBoundedSQL is lagSQL over the first $4 rows only.
+	lagBoundedSQL = `SELECT count(*), coalesce(extract(epoch FROM now() - min(b.received_at)), 0)::float8
+FROM (SELECT l.received_at FROM ` + Table + ` l WHERE ` + after + ` AND ` + committed + `
+      ORDER BY l.epoch, l.transaction_id, l."offset" LIMIT $4) b`
+
 	// aheadSQL counts the rows of the current epoch whose xid this cluster has not handed
 	// out yet (at or above the snapshot's xmax): rows no reader would ever see, because the
 	// xid rule treats them as still running. Only a log copied from another cluster that
@@ -140,6 +145,18 @@ func LagAfter(ctx context.Context, q Querier, pos Position) (Lag, error) {
 	return l, nil
 }
 
+// LagAtMost is LagAfter counting at most limit rows: Events is min(lag, limit), and Seconds
+// the age of the oldest of those. Counting a large backlog reads all of it (about a second
+// per 500,000 rows); a gauge refreshed every few seconds should not compete with the
+// consumer catching up.
+func LagAtMost(ctx context.Context, q Querier, pos Position, limit int64) (Lag, error) {
+	var l Lag
+	if err := q.QueryRow(ctx, lagBoundedSQL, pos.Epoch, txText(pos.TxID), pos.Offset, limit).Scan(&l.Events, &l.Seconds); err != nil {
+		return Lag{}, fmt.Errorf("measure lag after %v: %w", pos, err)
+	}
+	return l, nil
+}
+
 // ErrAhead means the log holds rows that this cluster cannot have written yet: see Ahead.
 var ErrAhead = errors.New("the event log has rows ahead of this cluster's transaction counter")
 
@@ -154,7 +171,7 @@ func Ahead(ctx context.Context, q Querier) error {
 		return fmt.Errorf("check the log against the cluster: %w", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: %d rows (see docs/operations.md, \"Backup and restore\")", ErrAhead, n)
+		return fmt.Errorf("%w: %d rows (see docs/operations.md, \"Back up and restore\")", ErrAhead, n)
 	}
 	return nil
 }

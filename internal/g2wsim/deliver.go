@@ -40,6 +40,9 @@ type DeliveryConfig struct {
 	Duplicates float64
 	// Shuffle delivers the events in a random order (GoTo promises none).
 	Shuffle bool
+	// Drop is the fraction of events, 0 to 1, never delivered at all (nor redelivered): the
+	// holes a deploy or an outage leaves, which only reconciliation can fill. Default 0.
+	Drop float64
 	// Seed makes Shuffle and Duplicates repeatable.
 	Seed uint64
 	// MaxAttempts bounds the POSTs of one delivery answered non-2xx or not at all. Default 5.
@@ -62,6 +65,8 @@ type Report struct {
 	Events     int `json:"events"`
 	Planned    int `json:"planned"`
 	Duplicates int `json:"duplicates"`
+	// Dropped counts the events never delivered (DeliveryConfig.Drop).
+	Dropped int `json:"dropped"`
 	// Delivered counts POSTs answered 2xx (one per event and target), Failed the deliveries
 	// that gave up after MaxAttempts, Retries the extra attempts made.
 	Delivered int `json:"delivered"`
@@ -181,7 +186,7 @@ func (d *Deliverer) Deliver(ctx context.Context, events [][]byte) (Report, error
 	if err == nil {
 		err = ctx.Err()
 	}
-	r := Report{Events: len(events), Planned: len(plan), Duplicates: dups,
+	r := Report{Events: len(events), Planned: len(plan), Duplicates: dups, Dropped: len(events) - (len(plan) - dups),
 		Delivered: int(c.delivered.Load()), Failed: int(c.failed.Load()), Retries: int(c.retries.Load()),
 		Unrouted: int(c.unrouted.Load()), ByEvent: byEvent, ByOrganizer: byOrganizer}
 	if err != nil {
@@ -197,6 +202,17 @@ type counters struct {
 // plan returns the bodies in delivery order, with the duplicates, and how many duplicates.
 func (d *Deliverer) plan(events [][]byte) ([][]byte, int) {
 	r := rand.New(rand.NewPCG(d.cfg.Seed, 0xde11fe))
+	if d.cfg.Drop > 0 {
+		// A stream of its own, so the same seed drops the same events whatever else is set.
+		drop := rand.New(rand.NewPCG(d.cfg.Seed, 0xd209))
+		kept := make([][]byte, 0, len(events))
+		for _, e := range events {
+			if drop.Float64() >= d.cfg.Drop {
+				kept = append(kept, e)
+			}
+		}
+		events = kept
+	}
 	plan := append([][]byte(nil), events...)
 	dups := 0
 	for _, e := range events {

@@ -61,6 +61,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.
 	Now func() time.Time
+	// Reporting, when set, serves the REST reporting API (/organizers/… under BasePath,
+	// authenticated like the management API): see package reporting.
+	Reporting http.Handler
 }
 
 // Sim is the emulated GoToWebinar account: its management API, OAuth server and state.
@@ -163,6 +166,9 @@ func (s *Sim) Handler() http.Handler {
 
 	root := chi.NewRouter()
 	root.Mount(BasePath, mgmt)
+	if s.cfg.Reporting != nil {
+		root.With(s.logRequests, s.Authenticate).Mount(BasePath+"/organizers", s.cfg.Reporting)
+	}
 	root.Get("/oauth/authorize", o.authorize)
 	root.Post("/oauth/token", o.token)
 	return root

@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projections"
-	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
 
 // registrantAdded is a live-shaped registrant.added for webinar 9100000000000000001 with the
@@ -177,7 +177,7 @@ func rebuildWhenVisible(t *testing.T, pool *pgxpool.Pool, n int) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
 	}
-	proj := projector.New(pool, projector.Config{}, slog.New(slog.DiscardHandler), projector.NewMetrics(prometheus.NewRegistry()))
+	proj := rebuild.New(pool, rebuild.Config{}, slog.New(slog.DiscardHandler), rebuild.NewMetrics(prometheus.NewRegistry()))
 	if _, err := proj.Rebuild(ctx, quietProgress{}); err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
@@ -186,6 +186,6 @@ func rebuildWhenVisible(t *testing.T, pool *pgxpool.Pool, n int) {
 // quietProgress discards a rebuild's progress reports.
 type quietProgress struct{}
 
-func (quietProgress) Start(projections.Position, bool, int64) {}
-func (quietProgress) Update(int64)                            {}
-func (quietProgress) Finish(projector.RebuildStats)           {}
+func (quietProgress) Start(eventlog.Position, bool, int64) {}
+func (quietProgress) Update(int64)                         {}
+func (quietProgress) Finish(rebuild.Stats)                 {}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 )
 
 // Event is one log row.
@@ -19,12 +21,6 @@ type Event struct {
 	Offset     int64
 	ReceivedAt time.Time
 	Payload    []byte
-}
-
-// Position is a place in log order: (transaction_id, "offset") of a log row.
-type Position struct {
-	TxID   uint64
-	Offset int64
 }
 
 // BatchSize is how many log rows ApplyLog stages and applies per statement group: large
@@ -42,6 +38,10 @@ const (
 	nameJoined  = "registrant.joined"
 	nameCreated = "webinar.created"
 	nameChanged = "webinar.changed"
+	// reconcile's snapshots that rest_snapshots.sql projects (internal/reconcile).
+	nameSessionSnapshot    = "turnout.session.snapshot"
+	nameAttendanceSnapshot = "turnout.attendance.snapshot"
+	nameRegistrantSnapshot = "turnout.registrant.snapshot"
 )
 
 // Apply applies events (any order, duplicates allowed) to schema inside tx. It sends its
@@ -58,8 +58,13 @@ func Apply(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error
 	if err := PrepareConn(ctx, tx); err != nil {
 		return err
 	}
+	// Also before the batch, for the same reason: its statements are prepared (their names
+	// resolved) before any of them runs.
+	if err := UseSchema(ctx, tx, schema); err != nil {
+		return err
+	}
 	b := &pgx.Batch{}
-	if err := QueueApply(b, schema, events...); err != nil {
+	if err := queueApply(b, events...); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -74,7 +79,7 @@ func Apply(ctx context.Context, tx pgx.Tx, schema string, events ...Event) error
 func PrepareConn(ctx context.Context, db interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 }) error {
-	st, err := statementsFor("analytics") // the staging DDL names no schema
+	st, err := loadStatements()
 	if err != nil {
 		return err
 	}
@@ -84,11 +89,10 @@ func PrepareConn(ctx context.Context, db interface {
 	return nil
 }
 
-// QueueApply queues onto b the statements Apply sends, so that a caller can pipeline them
-// with its own (the live projector wraps them in SAVEPOINT … RELEASE: one round trip per
-// event). The connection must have the staging table: see PrepareConn.
-func QueueApply(b *pgx.Batch, schema string, events ...Event) error {
-	st, err := statementsFor(schema)
+// queueApply queues onto b the statements Apply sends. The connection must have the
+// staging table (PrepareConn) and the transaction the search_path (UseSchema).
+func queueApply(b *pgx.Batch, events ...Event) error {
+	st, err := loadStatements()
 	if err != nil {
 		return err
 	}
@@ -137,30 +141,41 @@ func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 		b.Queue(st.timesDelete)
 		b.Queue(st.timesInsert)
 	}
+	if has(nameSessionSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restSnapshots)
+	}
 	if has(nameAdded) || has(nameJoined) {
 		b.Queue(st.registrants)
+	}
+	// A statement of its own after registrants.sql: each sees the rows the other wrote, so a
+	// registrant known from both a webhook and a snapshot of the batch is counted once.
+	if has(nameRegistrantSnapshot) || has(nameAttendanceSnapshot) {
+		b.Queue(st.restRegistrants)
 	}
 }
 
 // ApplyLog applies every log row with after < (transaction_id, offset) <= upTo to schema
 // inside tx, set-based, BatchSize rows per statement group; it returns the number of rows
 // applied. It is used by rebuild. It does not commit.
-func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position) (int64, error) {
+func ApplyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo eventlog.Position) (int64, error) {
 	return applyLog(ctx, tx, schema, after, upTo, BatchSize)
 }
 
 // applyLog is ApplyLog with a chosen chunk size (tests use small ones).
-func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Position, batchSize int) (int64, error) {
+func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo eventlog.Position, batchSize int) (int64, error) {
 	st, err := prepareChunks(ctx, tx, schema)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
 	cursor := after
-	upToTx := strconv.FormatUint(upTo.TxID, 10)
 	for cursor != upTo {
-		n, last, err := applyChunk(ctx, tx, schema, st, func(b *pgx.Batch) {
-			b.Queue(st.stageLog, strconv.FormatUint(cursor.TxID, 10), cursor.Offset, upToTx, upTo.Offset, batchSize)
+		clear := st.stageClear
+		if total > 0 {
+			clear = truncateStage
+		}
+		n, last, err := applyChunk(ctx, tx, schema, st, clear, func(b *pgx.Batch) {
+			b.Queue(st.stageLog, logRange(cursor, upTo, batchSize)...)
 		})
 		if err != nil {
 			return total, fmt.Errorf("apply log rows after %v: %w", cursor, err)
@@ -183,9 +198,12 @@ func applyLog(ctx context.Context, tx pgx.Tx, schema string, after, upTo Positio
 // work, and it does not depend on the projection's state, so a rebuild parses the next
 // chunk on one core while the other applies the previous one. It returns the number of
 // rows and does not commit.
-func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, upTo Position) (int64, error) {
-	st, err := statementsFor(schema)
+func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, upTo eventlog.Position) (int64, error) {
+	st, err := loadStatements()
 	if err != nil {
+		return 0, err
+	}
+	if err := UseSchema(ctx, tx, schema); err != nil {
 		return 0, err
 	}
 	if err := PrepareConn(ctx, tx); err != nil { // the shape to copy
@@ -196,8 +214,7 @@ func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, up
 	if _, err := tx.Exec(ctx, "CREATE UNLOGGED TABLE "+target+" (LIKE "+stageTable+")"); err != nil {
 		return 0, fmt.Errorf("create prefetch table: %w", err)
 	}
-	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target),
-		strconv.FormatUint(after.TxID, 10), after.Offset, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, math.MaxInt32)
+	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target), logRange(after, upTo, math.MaxInt32)...)
 	if err != nil {
 		return 0, fmt.Errorf("prefetch log rows after %v: %w", after, err)
 	}
@@ -213,7 +230,7 @@ func ApplyPrefetched(ctx context.Context, tx pgx.Tx, schema, table string) (int6
 		return 0, err
 	}
 	source := pgx.Identifier{schema, table}.Sanitize()
-	n, _, err := applyChunk(ctx, tx, schema, st, func(b *pgx.Batch) {
+	n, _, err := applyChunk(ctx, tx, schema, st, truncateStage, func(b *pgx.Batch) {
 		// LIKE gave the prefetch table the staging table's columns, in its order.
 		b.Queue("INSERT INTO " + stageTable + " SELECT * FROM " + source)
 	})
@@ -226,41 +243,52 @@ func ApplyPrefetched(ctx context.Context, tx pgx.Tx, schema, table string) (int6
 	return n, nil
 }
 
+// truncateStage empties the stage after a large chunk (see applyChunk).
+const truncateStage = "TRUNCATE " + stageTable
+
 // prepareChunks readies tx for applying big chunks: the staging table, and a work_mem
 // for the chunk's sorts.
 func prepareChunks(ctx context.Context, tx pgx.Tx, schema string) (*statements, error) {
-	st, err := statementsFor(schema)
+	st, err := loadStatements()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, st.stageCreate); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
+	if schema == "" {
+		return nil, errors.New("apply log rows: empty schema name")
 	}
-	// The DISTINCT ON sorts carry every registrant field of a chunk; with the default 4MB
-	// they spill to disk. Transaction-local (reverted at the end of the caller's
-	// transaction or savepoint).
-	if _, err := tx.Exec(ctx, "SELECT set_config('work_mem', $1, true)", rebuildWorkMem); err != nil {
-		return nil, fmt.Errorf("set work_mem: %w", err)
+	// One round trip (no arguments: the simple protocol sends both statements at once): the
+	// staging table, the search_path (as UseSchema), and a work_mem for the DISTINCT ON
+	// sorts, which carry every registrant field of a chunk and spill to disk with the
+	// default 4MB. Transaction-local (reverted at the end of the caller's transaction or
+	// savepoint).
+	setup := st.stageCreate + ";\nSELECT set_config('search_path', " + literal(searchPath(schema)) +
+		", true), set_config('work_mem', " + literal(rebuildWorkMem) + ", true)"
+	if _, err := tx.Exec(ctx, setup); err != nil {
+		return nil, fmt.Errorf("prepare staging and search_path: %w", err)
 	}
 	return st, nil
 }
 
 // applyChunk stages one chunk (the statement stage queues fills the staging table) and
 // applies it; it returns the number of staged rows and the log position of the last one.
-func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, stage func(*pgx.Batch)) (int64, Position, error) {
+//
+// clear empties the stage first: stageClear (DELETE) when it holds nothing of this
+// transaction yet (ON COMMIT DELETE ROWS empties it at every commit), which keeps the
+// cached plans of the statements over it, so a small live batch is not re-planned;
+// truncateStage after a large chunk of the same transaction, whose dead rows would bloat
+// the scans (TRUNCATE also invalidates the cached plans, so each large chunk is planned
+// against the current sizes of the target tables). No ANALYZE of the chunk: the projection
+// statements are written so that their plans do not hinge on the stage's statistics
+// (sorts, not joins, over the stage).
+func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, clear string, stage func(*pgx.Batch)) (int64, eventlog.Position, error) {
 	b := &pgx.Batch{}
-	// TRUNCATE, not DELETE: a chunk is large, and dead rows would bloat the scans.
-	// No ANALYZE of the chunk: the projection statements are written so that their
-	// plans do not hinge on the stage's statistics (sorts, not joins, over the stage),
-	// and TRUNCATE already invalidates the cached plans, so each chunk is planned
-	// against the current sizes of the target tables.
-	b.Queue("TRUNCATE " + stageTable)
+	b.Queue(clear)
 	stage(b)
 	var n, created, changed, registrant int64
 	var lastTx string
-	var last Position
+	var last eventlog.Position
 	b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&n, &created, &changed, &registrant, &lastTx, &last.Offset)
+		err := row.Scan(&n, &created, &changed, &registrant, &last.Epoch, &lastTx, &last.Offset)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -292,3 +320,12 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, s
 	}
 	return n, last, nil
 }
+
+// logRange is the arguments of stage_from_log.sql: the range (after, upTo] and a row limit.
+func logRange(after, upTo eventlog.Position, limit int) []any {
+	return []any{after.Epoch, strconv.FormatUint(after.TxID, 10), after.Offset,
+		upTo.Epoch, strconv.FormatUint(upTo.TxID, 10), upTo.Offset, limit}
+}
+
+// literal quotes s as an SQL string literal (standard_conforming_strings: only ' doubles).
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -9,7 +9,7 @@ import (
 )
 
 // Tables lists the tables of an analytics schema, in dependency order.
-var Tables = []string{"_meta", "webinars", "webinar_times", "registrants", "joins"}
+var Tables = []string{"_meta", "webinars", "webinar_times", "registrants", "joins", "sessions", "session_attendees", "attendance"}
 
 // publicColumns are the columns whose values do not depend on where in the log an event
 // sits (offsets) or on when the schema was built: what must be equal for any delivery order.
@@ -21,7 +21,10 @@ var publicColumns = map[string]string{
 	"registrants": `webinar_key, registrant_key, email, first_name, last_name, organization,
 		job_title, phone, industry, comments, registration_date, registration_source, status,
 		join_url, responses, first_join`,
-	"joins": `event_key, webinar_key, session_key, registrant_key, join_time`,
+	"joins":             `event_key, webinar_key, session_key, registrant_key, join_time`,
+	"sessions":          `webinar_key, session_key, start_time, end_time, registrants_attended`,
+	"session_attendees": `webinar_key, session_key, registrant_key, attendance_seconds, intervals`,
+	"attendance":        `webinar_key, session_key, registrant_key, join_time, leave_time`,
 }
 
 // Dump returns every row of every table of schema (of _meta only the version: its

@@ -11,13 +11,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 )
 
 // appendLog writes events to the event log as the publisher does, chunk rows per
 // transaction (so the log has several transaction ids), and returns the stored rows with
 // their log positions, in log order.
-func appendLog(t testing.TB, pool *pgxpool.Pool, events []Event, chunk int) ([]Event, []Position) {
+func appendLog(t testing.TB, pool *pgxpool.Pool, events []Event, chunk int) ([]Event, []eventlog.Position) {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < len(events); i += chunk {
@@ -29,7 +30,7 @@ func appendLog(t testing.TB, pool *pgxpool.Pool, events []Event, chunk int) ([]E
 			payloads = append(payloads, string(e.Payload))
 		}
 		_, err := pool.Exec(ctx, `
-			INSERT INTO watermill_gotowebinar_events (uuid, payload, metadata, transaction_id, received_at)
+			INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id, received_at)
 			SELECT gen_random_uuid()::text, p::json, '{}'::json, pg_current_xact_id(), r
 			FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u (p, r, i)
 			ORDER BY i`, payloads, received)
@@ -37,20 +38,21 @@ func appendLog(t testing.TB, pool *pgxpool.Pool, events []Event, chunk int) ([]E
 			t.Fatalf("append to log: %v", err)
 		}
 	}
-	rows, err := pool.Query(ctx, `SELECT transaction_id::text, "offset", received_at, payload::text
-		FROM watermill_gotowebinar_events ORDER BY transaction_id, "offset"`)
+	rows, err := pool.Query(ctx, `SELECT epoch, transaction_id::text, "offset", received_at, payload::text
+		FROM `+eventlog.Table+` ORDER BY epoch, transaction_id, "offset"`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []Event
-	var pos []Position
+	var pos []eventlog.Position
 	var tx, payload string
 	var e Event
-	_, err = pgx.ForEachRow(rows, []any{&tx, &e.Offset, &e.ReceivedAt, &payload}, func() error {
+	var epoch int32
+	_, err = pgx.ForEachRow(rows, []any{&epoch, &tx, &e.Offset, &e.ReceivedAt, &payload}, func() error {
 		id, err := strconv.ParseUint(tx, 10, 64)
 		e.Payload = []byte(payload)
 		out = append(out, e)
-		pos = append(pos, Position{TxID: id, Offset: e.Offset})
+		pos = append(pos, eventlog.Position{Epoch: epoch, TxID: id, Offset: e.Offset})
 		return err
 	})
 	if err != nil {
@@ -74,7 +76,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 	var total int64
 	inTx(t, pool, func(tx pgx.Tx) error {
 		// Three ranges, the middle one ending inside a chunk, each applied in chunks of 37.
-		cuts := []Position{{}, pos[len(pos)/3], pos[len(pos)/2], pos[len(pos)-1]}
+		cuts := []eventlog.Position{{}, pos[len(pos)/3], pos[len(pos)/2], pos[len(pos)-1]}
 		for i := 1; i < len(cuts); i++ {
 			n, err := applyLog(ctx, tx, "rebuild", cuts[i-1], cuts[i], 37)
 			if err != nil {
@@ -83,7 +85,7 @@ func TestRebuildEqualsLive(t *testing.T) {
 			total += n
 		}
 		// Nothing left after the end.
-		n, err := ApplyLog(ctx, tx, "rebuild", pos[len(pos)-1], Position{TxID: 1 << 62, Offset: 1 << 62})
+		n, err := ApplyLog(ctx, tx, "rebuild", pos[len(pos)-1], eventlog.Position{TxID: 1 << 62, Offset: 1 << 62})
 		total += n
 		return err
 	})
@@ -95,39 +97,10 @@ func TestRebuildEqualsLive(t *testing.T) {
 
 	// Applying the whole log again changes nothing.
 	inTx(t, pool, func(tx pgx.Tx) error {
-		_, err := ApplyLog(ctx, tx, "rebuild", Position{}, pos[len(pos)-1])
+		_, err := ApplyLog(ctx, tx, "rebuild", eventlog.Position{}, pos[len(pos)-1])
 		return err
 	})
 	compareDumps(t, want, dumpAll(t, pool, "rebuild"))
-}
-
-// TestCeilingMatchesRebuild: the benchmark's ceiling statement builds the same registrants
-// rows as a rebuild, for a log of registrant.added events.
-func TestCeilingMatchesRebuild(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.Pool(t)
-	var added []Event
-	for _, e := range newGenerator(3).stream(6, 15) {
-		if eventName(e.Payload) == nameAdded {
-			added = append(added, e)
-		}
-	}
-	_, pos := appendLog(t, pool, added, 50)
-	create(t, pool, "rebuild")
-	create(t, pool, "ceiling")
-	inTx(t, pool, func(tx pgx.Tx) error {
-		if _, err := ApplyLog(ctx, tx, "rebuild", Position{}, pos[len(pos)-1]); err != nil {
-			return err
-		}
-		_, err := RunCeiling(ctx, tx, "ceiling")
-		return err
-	})
-	want, got := dumpAll(t, pool, "rebuild")["registrants"], dumpAll(t, pool, "ceiling")["registrants"]
-	compareDumps(t, map[string][]string{"registrants": want}, map[string][]string{"registrants": got})
-	if len(want) == 0 {
-		t.Error("no registrants built")
-	}
 }
 
 // TestApplyInSavepoint: a failed Apply inside a savepoint (as the live projector runs it)
@@ -185,7 +158,7 @@ func TestPrefetchedEqualsLive(t *testing.T) {
 	applyEach(t, pool, "live", stored)
 	create(t, pool, "rebuild")
 
-	cuts := []Position{{}, pos[len(pos)/4], pos[len(pos)/2], pos[len(pos)-1]}
+	cuts := []eventlog.Position{{}, pos[len(pos)/4], pos[len(pos)/2], pos[len(pos)-1]}
 	var total int64
 	for i := 1; i < len(cuts); i++ {
 		table := fmt.Sprintf("_prefetch_%d", i)

@@ -6,8 +6,12 @@
 // repetition of the events applied: the live projector (one event per call to Apply) and a
 // rebuild (ApplyLog, thousands of events per statement) agree by construction.
 //
-// The SQL lives in the embedded files of the sql package, templated once per schema name.
-// Nothing here commits: the caller owns the transaction. No Watermill here either.
+// The package owns the whole analytics schema: its tables, views and functions, the parked
+// events (_parked) and a rebuild's position (_progress). The SQL lives in the embedded
+// files of the sql package, valid SQL with unqualified names: each entry point sets the
+// transaction's search_path to the target schema (UseSchema). Nothing here commits: the
+// caller owns the transaction. No Watermill here either; the log is read through
+// public.eventlog_range (owned by internal/eventlog's migration).
 package projections
 
 import (
@@ -24,7 +28,7 @@ import (
 
 // Version identifies the schema + semantics; the projector rebuilds when the stored version
 // differs. Bump it on any DDL or semantics change.
-const Version = "1"
+const Version = "3"
 
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
@@ -32,22 +36,55 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Create creates schema (which must not exist) with all tables, indexes and views, and
-// records Version in its _meta table.
+// Create creates schema (which must not exist) with all tables, indexes, functions and
+// views, and records Version in its _meta table.
 func Create(ctx context.Context, tx pgx.Tx, schema string) error {
-	st, err := statementsFor(schema)
+	st, err := loadStatements()
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	if err := UseSchema(ctx, tx, schema); err != nil {
 		return err
 	}
 	// No arguments: pgx sends these multi-statement scripts with the simple protocol.
 	if _, err := tx.Exec(ctx, st.schema); err != nil {
-		return fmt.Errorf("create schema %s: %w", schema, err)
+		return fmt.Errorf("create tables in %s: %w", schema, err)
+	}
+	if _, err := tx.Exec(ctx, st.restTables); err != nil {
+		return fmt.Errorf("create REST tables in %s: %w", schema, err)
 	}
 	if _, err := tx.Exec(ctx, st.views); err != nil {
 		return fmt.Errorf("create views in %s: %w", schema, err)
 	}
+	if _, err := tx.Exec(ctx, st.restViews); err != nil {
+		return fmt.Errorf("create REST views in %s: %w", schema, err)
+	}
 	if _, err := tx.Exec(ctx, st.meta, Version); err != nil {
 		return fmt.Errorf("record version in %s: %w", schema, err)
+	}
+	return nil
+}
+
+// searchPathSQL sets the transaction's search_path (reverted at its end, or at the rollback
+// of the savepoint it ran in).
+const searchPathSQL = `SELECT set_config('search_path', $1, true)`
+
+// searchPath is the search_path under which the SQL files run for schema: the schema
+// first, then public for the log's tables and functions (pg_catalog is searched first
+// anyway, so no object of the schema can stand in for a built-in).
+func searchPath(schema string) string { return pgx.Identifier{schema}.Sanitize() + ", public" }
+
+// UseSchema points tx's unqualified names at schema for the rest of the transaction: every
+// entry point of this package calls it before running the SQL files.
+func UseSchema(ctx context.Context, tx pgx.Tx, schema string) error {
+	if schema == "" {
+		return errors.New("use schema: empty schema name")
+	}
+	if _, err := tx.Exec(ctx, searchPathSQL, searchPath(schema)); err != nil {
+		return fmt.Errorf("set search_path to %s: %w", schema, err)
 	}
 	return nil
 }
@@ -79,38 +116,41 @@ func StoredVersion(ctx context.Context, q Querier, schema string) (version strin
 	return version, true, nil
 }
 
-// statements is the SQL of the sql package rendered for one schema.
+// statements is the SQL of the sql package.
 type statements struct {
 	schema, views, meta                                       string
 	stageCreate, stageClear, stageEvents, stageLog, stageLast string
 	prefetchLog                                               string
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
-	registrants, ceiling                                      string
+	registrants                                               string
+	restTables, restViews, restSnapshots, restRegistrants     string
+	park, progress                                            string
 }
 
-var rendered sync.Map // schema name -> *statements
-
-// statementsFor renders (once per schema name) every SQL file for schema.
 // stageTable is the session's staging table, which the projection statements read.
 const stageTable = "pg_temp.turnout_stage"
 
-func statementsFor(schema string) (*statements, error) {
-	if v, ok := rendered.Load(schema); ok {
-		return v.(*statements), nil
-	}
-	if schema == "" {
-		return nil, errors.New("render sql: empty schema name")
-	}
-	ident := pgx.Identifier{schema}.Sanitize()
+var (
+	loadOnce sync.Once
+	loaded   *statements
+	loadErr  error
+)
+
+// loadStatements reads every SQL file once.
+func loadStatements() (*statements, error) {
+	loadOnce.Do(func() { loaded, loadErr = readStatements() })
+	return loaded, loadErr
+}
+
+func readStatements() (*statements, error) {
 	var err error
 	load := func(name string) string {
 		b, e := turnoutsql.FS.ReadFile(name)
 		if e != nil {
 			err = errors.Join(err, fmt.Errorf("read %s: %w", name, e))
-			return ""
 		}
-		return strings.ReplaceAll(string(b), "{{schema}}", ident)
+		return string(b)
 	}
 	// The staging INSERT is shared; only where its rows come from differs.
 	stageInsert := load("projections/stage_insert.sql")
@@ -125,19 +165,23 @@ func statementsFor(schema string) (*statements, error) {
 		stageEvents: stageFrom("projections/stage_from_events.sql"),
 		stageLog:    stageFrom("projections/stage_from_log.sql"),
 		// {{stage}} stays: PrefetchLog names a table per chunk.
-		prefetchLog:    strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
-		stageLast:      load("projections/stage_last.sql"),
-		webinarCreated: load("projections/webinar_created.sql"),
-		webinarChanged: load("projections/webinar_changed.sql"),
-		timesDelete:    load("projections/webinar_times_delete.sql"),
-		timesInsert:    load("projections/webinar_times_insert.sql"),
-		registrants:    load("projections/registrants.sql"),
-		ceiling:        load("projections/ceiling.sql"),
-		meta:           "INSERT INTO " + ident + "._meta (version) VALUES ($1)",
+		prefetchLog:     strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
+		stageLast:       load("projections/stage_last.sql"),
+		webinarCreated:  load("projections/webinar_created.sql"),
+		webinarChanged:  load("projections/webinar_changed.sql"),
+		timesDelete:     load("projections/webinar_times_delete.sql"),
+		timesInsert:     load("projections/webinar_times_insert.sql"),
+		registrants:     load("projections/registrants.sql"),
+		restTables:      load("analytics/rest_tables.sql"),
+		restViews:       load("analytics/rest_views.sql"),
+		restSnapshots:   load("projections/rest_snapshots.sql"),
+		restRegistrants: load("projections/rest_registrants.sql"),
+		park:            load("projections/park.sql"),
+		progress:        load("analytics/progress.sql"),
+		meta:            "INSERT INTO _meta (version) VALUES ($1)",
 	}
 	if err != nil {
-		return nil, fmt.Errorf("render sql for %s: %w", schema, err)
+		return nil, fmt.Errorf("load sql: %w", err)
 	}
-	v, _ := rendered.LoadOrStore(schema, st)
-	return v.(*statements), nil
+	return st, nil
 }

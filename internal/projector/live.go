@@ -2,78 +2,53 @@ package projector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/turnout-analytics/turnout/internal/domain"
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
 
-// handlerTimeout bounds one attempt's statements. They run detached from the router's
-// context so that a shutdown never interrupts a statement half-way (see apply).
-const handlerTimeout = 30 * time.Second
+// maxFailureBackoff caps the wait between failed batches (the database is down, say).
+const maxFailureBackoff = 5 * time.Second
 
-// ackDeadline bounds how long the subscriber waits for one message. After a database
-// outage the subscriber's transaction is dead, but watermill-sql resends a nacked message
-// on that same transaction until this deadline before it rolls back and starts over on a
-// new connection, so the deadline is the projector's recovery time (watermill-sql's
-// default of 30 s left analytics frozen for 27 s after a 2 s outage, measured by
-// internal/faults TestDatabaseRestartUnderLoad). A healthy event takes about a millisecond.
-const ackDeadline = 3 * time.Second
+// lagGaugeLimit is where the lag_events gauge saturates: counting further would make the
+// refresh compete with the catch-up it measures (see eventlog.LagAtMost).
+const lagGaugeLimit = 100_000
+
+// ErrPermission is returned by Run when the projector's role may not do what a batch
+// needs. It stops the projector instead of retrying for ever: the cause is a deployment
+// mistake, typically an analytics schema swapped in by a rebuild run as another role.
+var ErrPermission = errors.New("the projector's database role lacks a privilege it needs on analytics or the event log")
+
+// batch is what one step did.
+type batch struct {
+	events int64
+	took   time.Duration
+	pos    eventlog.Position // the position after the batch (the locked one when empty)
+}
 
 // Run is the live projector. It first makes sure analytics exists at the current
-// projections.Version (rebuilding it in-process when not), then consumes the log until ctx
-// is cancelled, when it stops gracefully: the message in flight finishes and what was
-// acknowledged is committed.
+// projections version (building it in-process when not), then applies the log in
+// micro-batches until ctx is cancelled, when it stops after the batch in flight.
 func (p *Projector) Run(ctx context.Context) error {
 	if err := p.ensureCurrentRetrying(ctx); err != nil {
 		return err
 	}
-	wlog := watermillLogger(p.log)
-	sub, err := wsql.NewSubscriber(serialBeginner{wsql.BeginnerFromPgx(p.pool)}, wsql.SubscriberConfig{
-		ConsumerGroup:    ConsumerGroup,
-		AckDeadline:      ptr(ackDeadline),
-		PollInterval:     p.cfg.PollInterval,
-		ResendInterval:   p.cfg.RetryInterval,
-		RetryInterval:    time.Second,
-		SchemaAdapter:    newLogSchema(p.cfg.BatchSize),
-		OffsetsAdapter:   eventlog.OffsetsAdapter(),
-		InitializeSchema: false,
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("create subscriber: %w", err)
+	if err := eventlog.Ahead(ctx, p.pool); err != nil {
+		if ctx.Err() != nil {
+			return nil //nolint:nilerr // stopped while starting: nothing was applied
+		}
+		return err
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: handlerTimeout}, wlog)
-	if err != nil {
-		return fmt.Errorf("create router: %w", err)
-	}
-	retry := middleware.Retry{
-		MaxRetries:      p.cfg.MaxRetries,
-		InitialInterval: p.cfg.RetryInterval,
-		MaxInterval:     10 * p.cfg.RetryInterval,
-		Multiplier:      2,
-		// An event the domain rejects will be rejected again: park it at once.
-		ShouldRetry: func(rp middleware.RetryParams) bool {
-			var verr *domain.ValidationError
-			return !errors.As(rp.Err, &verr)
-		},
-	}
-	router.AddConsumerHandler("projector", eventlog.Topic, sub, p.handler(retry.Middleware(p.apply)))
-
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lagDone := make(chan struct{})
 	go func() {
@@ -82,48 +57,204 @@ func (p *Projector) Run(ctx context.Context) error {
 	}()
 	defer func() { stopLag(); <-lagDone }()
 
-	runErr := make(chan error, 1)
-	// Router.Run gets a context that is not cancelled with ctx: cancelling it would
-	// interrupt the subscriber mid-batch; Close lets the batch end cleanly instead.
-	go func() { runErr <- router.Run(context.WithoutCancel(ctx)) }()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			return fmt.Errorf("run router: %w", err)
+	limit, failWait := p.cfg.MinBatch, p.cfg.RetryInterval
+	for {
+		p.metrics.BatchLimit.Set(float64(limit))
+		b, err := p.step(ctx, limit, false)
+		if errors.Is(err, errCareful) {
+			b, err = p.step(ctx, limit, true)
 		}
-		return errors.New("run router: stopped unexpectedly")
-	case <-ctx.Done():
+		if ctx.Err() != nil {
+			return nil //nolint:nilerr // stopping: the batch in flight was rolled back or committed
+		}
+		if err != nil {
+			if err := p.fatal(ctx, err); err != nil {
+				return err
+			}
+			p.log.Warn("batch failed; retrying", "error", err, "batch_limit", limit, "retry_in", failWait)
+			// Smaller: a batch that ran out of time gets through halved.
+			limit = max(p.cfg.MinBatch, limit/2)
+			sleep(ctx, failWait)
+			failWait = min(2*failWait, maxFailureBackoff)
+			continue
+		}
+		failWait = p.cfg.RetryInterval
+		limit = p.adapt(limit, b)
+		if b.events == 0 {
+			p.idle(ctx, b.pos)
+		}
 	}
-	select {
-	case <-router.Running():
-	case err := <-runErr:
-		runErr <- err
-	}
-	if err := router.Close(); err != nil {
-		return fmt.Errorf("close router: %w", err)
-	}
-	if err := <-runErr; err != nil {
-		return fmt.Errorf("run router: %w", err)
-	}
-	return nil
 }
 
-// ensureCurrentRetrying is ensureCurrent, retried with backoff while the database is
-// unreachable: a service that starts, or is building analytics, while PostgreSQL restarts
-// must wait for it, not exit (the build resumes from its recorded progress).
+// fullCheckEvery bounds how long idle polls trust the position they last saw (see idle).
+const fullCheckEvery = time.Second
+
+// idle waits until a row is committed after pos (or fullCheckEvery passes, or ctx ends),
+// polling every PollInterval with one cheap query outside any transaction, instead of a
+// batch transaction per poll. pos may have moved meanwhile (a rebuild's swap moves it);
+// a stale pos only makes the next, real, step find nothing, and the periodic full check
+// covers a position that moved backwards.
+func (p *Projector) idle(ctx context.Context, pos eventlog.Position) {
+	until := time.Now().Add(fullCheckEvery)
+	for ctx.Err() == nil && time.Now().Before(until) {
+		sleep(ctx, p.cfg.PollInterval)
+		if _, n, err := eventlog.BatchEnd(ctx, p.pool, pos, 1); err != nil || n > 0 {
+			return // rows to apply, or an error the next step reports
+		}
+	}
+}
+
+// adapt returns the next batch limit: doubled after a full batch that took less than the
+// target (there is a backlog, and the batch can grow), halved after one that took more
+// than twice the target (the band between keeps the limit from oscillating).
+func (p *Projector) adapt(limit int, b batch) int {
+	switch {
+	case b.took > 2*p.cfg.BatchTarget:
+		return max(p.cfg.MinBatch, limit/2)
+	case b.events >= int64(limit):
+		return min(p.cfg.MaxBatch, 2*limit)
+	}
+	return limit
+}
+
+// asyncCommitSQL turns off the wait for the WAL flush at the batch's commit (see step).
+const asyncCommitSQL = `SET LOCAL synchronous_commit = off`
+
+// errCareful asks for a batch to be redone carefully: it failed as a whole in a way that
+// splitting or retrying may resolve.
+var errCareful = errors.New("batch failed as a whole; redo it with savepoints")
+
+// step applies one batch of at most limit committed rows after the consumer position, and
+// advances the position, in one transaction. The fast path (careful false) applies the
+// batch directly in the transaction, without savepoints: the fewest round trips, which is
+// what freshness is made of. If that fails because of an event or transiently, the
+// transaction is lost; step returns errCareful and Run redoes the batch carefully: under
+// savepoints, split to park the failing events, transient failures retried.
+func (p *Projector) step(ctx context.Context, limit int, careful bool) (batch, error) {
+	start := time.Now()
+	// Detached from ctx on purpose: a statement interrupted by cancellation would fail the
+	// batch for nothing; shutdown waits for it instead (bounded by the deadline).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchDeadline)
+	defer cancel()
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return batch{}, fmt.Errorf("begin batch: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	pos, err := eventlog.LockPosition(ctx, tx, ConsumerGroup)
+	if err != nil {
+		return batch{}, err
+	}
+	end, n, err := eventlog.BatchEnd(ctx, tx, pos, limit)
+	if err != nil || n == 0 {
+		return batch{pos: pos}, err
+	}
+	// Asynchronous commit: the batch does not wait for its WAL to reach the disk. A crash
+	// can lose the last batches' commits, but only whole, position included, so they are
+	// applied again from the durable log after the restart; analytics is derived data.
+	// What it saves is a disk flush per batch, the largest part of a small batch's time
+	// on a machine whose flushes stall (see BENCHMARKS.md).
+	if _, err := tx.Exec(ctx, asyncCommitSQL); err != nil {
+		return batch{}, fmt.Errorf("set synchronous_commit: %w", err)
+	}
+	if careful {
+		if err := p.applyRetrying(ctx, tx, pos, end); err != nil {
+			return batch{}, err
+		}
+	} else if _, err := projections.ApplyLog(ctx, tx, Schema, pos, end); err != nil {
+		if rebuild.EventFault(err) || transient(err) {
+			return batch{}, errors.Join(errCareful, err)
+		}
+		return batch{}, err
+	}
+	if err := eventlog.AdvancePosition(ctx, tx, ConsumerGroup, end); err != nil {
+		return batch{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return batch{}, fmt.Errorf("commit batch: %w", err)
+	}
+	took := time.Since(start)
+	p.metrics.Applied.Add(float64(n))
+	p.metrics.BatchDuration.Observe(took.Seconds())
+	return batch{events: n, took: took, pos: end}, nil
+}
+
+// applyRetrying applies (after, upTo] to analytics, parking the events that fail because of
+// their data, and retrying after a transient failure (a deadlock, a serialization failure, a
+// lock timeout) up to MaxRetries times. Validate guarantees the waits fit in the batch's
+// deadline.
+func (p *Projector) applyRetrying(ctx context.Context, tx pgx.Tx, after, upTo eventlog.Position) error {
+	for attempt := 0; ; attempt++ {
+		err := rebuild.ApplyRange(ctx, tx, Schema, after, upTo, p.parked)
+		if err == nil || !transient(err) || attempt >= p.cfg.MaxRetries {
+			return err
+		}
+		p.log.Info("batch failed transiently; retrying", "error", err, "attempt", attempt+1)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(p.cfg.backoff(attempt)):
+		}
+	}
+}
+
+// parked counts and logs a parked event: identifiers and the SQLSTATE only, since an
+// error's message may quote the payload, which holds personal data.
+func (p *Projector) parked(rec eventlog.Record, cause error) {
+	p.metrics.Parked.Inc()
+	p.log.Warn("parked event", "position", rec.Position.String(), "event_key", rec.EventKey,
+		"event_name", rec.EventName, "reason", projections.ParkReason(cause))
+}
+
+// transient reports whether err is worth retrying in the same transaction: class 40
+// (transaction rollback: serialization failure, deadlock) or a lock timeout.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) &&
+		(pgerrcode.IsTransactionRollback(pgErr.Code) || pgErr.Code == pgerrcode.LockNotAvailable)
+}
+
+// ownerSQL tells who owns a schema and whether the current role acts as that owner.
+const ownerSQL = `SELECT nspowner::regrole::text, pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = $1`
+
+// fatal returns the error Run stops with when err is not worth retrying, nil otherwise.
+// Class 42 (a missing privilege, a missing or different table) is a deployment mistake
+// that no retry fixes; an event log ahead of the cluster needs an operator. A schema the
+// role may not use does not fail with 42501 but hides its objects (the statements' names
+// no longer resolve: 42883, 42P01), so a class 42 error is checked against the owner of
+// analytics before it is reported.
+func (p *Projector) fatal(ctx context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, eventlog.ErrAhead):
+		return err
+	case !errors.As(err, &pgErr) || !pgerrcode.IsSyntaxErrororAccessRuleViolation(pgErr.Code):
+		return nil
+	}
+	var (
+		owner string
+		acts  bool
+	)
+	ownErr := p.pool.QueryRow(ctx, ownerSQL, Schema).Scan(&owner, &acts)
+	if pgErr.Code == pgerrcode.InsufficientPrivilege || (ownErr == nil && !acts) {
+		return fmt.Errorf("%w: %s is owned by %s (replaced by a rebuild run as another role? run `projector rebuild` "+
+			"as the projector's role, see docs/operations.md): %w", ErrPermission, Schema, owner, err)
+	}
+	return fmt.Errorf("analytics is not what this projector expects (run `projector rebuild`): %w", err)
+}
+
+// ensureCurrentRetrying is rebuild's EnsureCurrent, retried with backoff while the
+// database is unreachable: a service that starts, or is building analytics, while
+// PostgreSQL restarts must wait for it, not exit (the build resumes from its progress).
 func (p *Projector) ensureCurrentRetrying(ctx context.Context) error {
 	wait := 500 * time.Millisecond
 	for {
-		err := p.ensureCurrent(ctx)
+		err := p.builder.EnsureCurrent(ctx)
 		if err == nil || ctx.Err() != nil || !connectionLost(err) {
 			return err
 		}
 		p.log.Warn("database unavailable while preparing analytics; retrying", "error", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
+		sleep(ctx, wait)
 		wait = min(2*wait, 10*time.Second)
 	}
 }
@@ -134,134 +265,24 @@ func connectionLost(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		return pgerrcode.IsConnectionException(pgErr.Code) || pgErr.Code == pgerrcode.AdminShutdown ||
+			pgErr.Code == pgerrcode.CrashShutdown || pgErr.Code == pgerrcode.CannotConnectNow
 	}
 	var netErr net.Error
 	var connectErr *pgconn.ConnectError
 	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "conn closed") // pgx's own error for a connection it closed
+		errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err)
 }
 
-func ptr[T any](v T) *T { return &v }
-
-// handler wraps the retried apply: it times the message and, when the last retry failed,
-// parks the event in the same transaction and acknowledges it, so the stream goes on.
-func (p *Projector) handler(applyWithRetries message.HandlerFunc) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		start := time.Now()
-		defer func() { p.metrics.HandlerDuration.Observe(time.Since(start).Seconds()) }()
-		_, err := applyWithRetries(msg)
-		if err == nil {
-			p.metrics.Applied.Inc()
-			return nil
-		}
-		if msg.Context().Err() != nil {
-			// Shutting down or past the ack deadline: not the event's fault.
-			return err
-		}
-		if perr := p.park(msg, err); perr != nil {
-			return errors.Join(err, perr)
-		}
-		return nil
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
-}
-
-// apply applies one message under a savepoint of the subscriber's transaction.
-func (p *Projector) apply(msg *message.Message) ([]*message.Message, error) {
-	txID, offset, receivedAt, err := logPosition(msg)
-	if err != nil {
-		return nil, err
-	}
-	st, err := subscriberTx(msg.Context())
-	if err != nil {
-		return nil, err
-	}
-	tx, unlock, err := st.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	// Detached from the router's context on purpose: a statement interrupted by
-	// cancellation would leave the connection (and the subscriber's transaction) broken.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), handlerTimeout)
-	defer cancel()
-	// One round trip per event: SAVEPOINT, the projection statements and RELEASE go out as
-	// one pipelined batch. If any of them fails, the transaction is in the aborted state
-	// until ROLLBACK TO SAVEPOINT undoes exactly this event's writes.
-	ev := projections.Event{Offset: offset, ReceivedAt: receivedAt, Payload: msg.Payload}
-	b := &pgx.Batch{}
-	b.Queue("SAVEPOINT turnout_event")
-	if err := projections.QueueApply(b, Schema, ev); err != nil {
-		return nil, err
-	}
-	b.Queue("RELEASE SAVEPOINT turnout_event")
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		err = fmt.Errorf("apply event at offset %d (tx %d): %w", offset, txID, err)
-		if _, rbErr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT turnout_event"); rbErr != nil {
-			return nil, errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rbErr))
-		}
-		return nil, err
-	}
-	return nil, nil
-}
-
-// park records a message that failed its last attempt in analytics._parked, inside the
-// subscriber's transaction, so it is acknowledged together with the record.
-func (p *Projector) park(msg *message.Message, cause error) error {
-	txID, offset, _, err := logPosition(msg)
-	if err != nil {
-		return err
-	}
-	st, err := subscriberTx(msg.Context())
-	if err != nil {
-		return err
-	}
-	tx, unlock, err := st.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), handlerTimeout)
-	defer cancel()
-	attempts := p.cfg.MaxRetries + 1
-	var verr *domain.ValidationError
-	if errors.As(cause, &verr) {
-		attempts = 1
-	}
-	ev := parkedEvent{TxID: txID, Offset: offset}
-	ev.EventName, ev.EventKey = envelopeOf(msg)
-	if err := parkEvent(ctx, tx, Schema, ev, cause, attempts); err != nil {
-		return err
-	}
-	p.metrics.Parked.Inc()
-	// Identifiers only: the error text may quote the payload, which holds personal data.
-	p.log.Warn("parked event", "offset", offset, "transaction_id", txID,
-		"event_key", ev.EventKey, "event_name", ev.EventName, "attempts", attempts)
-	return nil
-}
-
-type parkedEvent struct {
-	TxID      uint64
-	Offset    int64
-	EventKey  string
-	EventName string
-}
-
-// parkEvent inserts one parked record under its own savepoint, so a failure to park
-// leaves the surrounding transaction usable.
-func parkEvent(ctx context.Context, tx pgx.Tx, schema string, ev parkedEvent, cause error, attempts int) error {
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin savepoint: %w", err)
-	}
-	if _, err := sp.Exec(ctx, parkSQL(schema), ev.TxID, ev.Offset, ev.EventKey, ev.EventName, cause.Error(), attempts); err != nil {
-		return errors.Join(fmt.Errorf("park event at offset %d: %w", ev.Offset, err), sp.Rollback(ctx))
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
-	}
-	return nil
 }
 
 // refreshLag updates the lag gauges every LagInterval until ctx ends.
@@ -269,10 +290,10 @@ func (p *Projector) refreshLag(ctx context.Context) {
 	t := time.NewTicker(p.cfg.LagInterval)
 	defer t.Stop()
 	for {
-		pos, err := consumerPosition(ctx, p.pool)
+		pos, err := eventlog.ReadPosition(ctx, p.pool, ConsumerGroup)
 		if err == nil {
-			var l lag
-			if l, err = lagAfter(ctx, p.pool, pos); err == nil {
+			var l eventlog.Lag
+			if l, err = eventlog.LagAtMost(ctx, p.pool, pos, lagGaugeLimit); err == nil {
 				p.metrics.LagEvents.Set(float64(l.Events))
 				p.metrics.LagSeconds.Set(l.Seconds)
 			}
@@ -291,11 +312,17 @@ func (p *Projector) refreshLag(ctx context.Context) {
 	}
 }
 
+// staleStatsSQL lists the tables of a schema that changed by more than 10% (plus 50 rows)
+// since they were last analyzed: the rule autovacuum applies, checked more often.
+const staleStatsSQL = `
+SELECT relname FROM pg_stat_user_tables
+WHERE schemaname = $1 AND n_mod_since_analyze > 50 + 0.1 * n_live_tup`
+
 // analyzeGrown analyzes the analytics tables that changed by more than a tenth since their
-// last ANALYZE. The live statements are prepared once per connection and, having no
-// parameters, keep the plan made at their first execution until the statistics of a table
-// they read change. Planned while a table is nearly empty, that plan seq-scans it (found in
-// make bench-live: the webinar counter update scanning every webinar for each event), and
+// last ANALYZE. The batch statements are prepared once per connection and keep the plan
+// made at their first executions until the statistics of a table they read change.
+// Planned while a table is nearly empty, that plan seq-scans it (found in make
+// bench-live: the webinar counter update scanning every webinar for each event), and
 // autovacuum's analyze, at most once a minute, comes too late for a table that grows fast.
 // Fresh statistics invalidate those plans, so the next execution plans for the real size.
 func (p *Projector) analyzeGrown(ctx context.Context) error {
@@ -313,39 +340,4 @@ func (p *Projector) analyzeGrown(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// watermillLogger adapts slog for Watermill, lowering its per-batch info chatter to debug
-// (and its debug to trace level, which the JSON handler drops).
-func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{
-		slog.LevelInfo:  slog.LevelDebug,
-		slog.LevelDebug: watermill.LevelTrace,
-	})
-}
-
-// envelopeOf returns the event's name and key as the log's generated columns see them
-// (payload ->> 'eventName', payload ->> 'eventKey'), so live and rebuild park alike;
-// ingest's metadata is the fallback for a payload that is not a JSON object.
-func envelopeOf(msg *message.Message) (name, key string) {
-	var env struct {
-		EventName json.RawMessage `json:"eventName"`
-		EventKey  json.RawMessage `json:"eventKey"`
-	}
-	if err := json.Unmarshal(msg.Payload, &env); err != nil {
-		return msg.Metadata.Get(eventlog.MetaEventName), msg.Metadata.Get(eventlog.MetaEventKey)
-	}
-	return jsonText(env.EventName), jsonText(env.EventKey)
-}
-
-// jsonText is ->> for one value: a string's contents, any other value's JSON text.
-func jsonText(raw json.RawMessage) string {
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s
-	}
-	if string(raw) == "null" {
-		return ""
-	}
-	return string(raw)
 }

@@ -1,19 +1,24 @@
 package projector
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/turnout-analytics/turnout/internal/rebuild"
+)
 
 // Metrics are the projector's Prometheus instruments.
 type Metrics struct {
-	Applied         prometheus.Counter
-	Parked          prometheus.Counter
-	LagEvents       prometheus.Gauge
-	LagSeconds      prometheus.Gauge
-	RebuildProgress prometheus.Gauge
-	RebuildEvents   prometheus.Counter
-	HandlerDuration prometheus.Histogram
+	Applied       prometheus.Counter
+	Parked        prometheus.Counter
+	LagEvents     prometheus.Gauge
+	LagSeconds    prometheus.Gauge
+	BatchDuration prometheus.Histogram
+	BatchLimit    prometheus.Gauge
+	Rebuild       *rebuild.Metrics
 }
 
-// NewMetrics creates the projector's metrics and registers them with reg.
+// NewMetrics creates the projector's metrics (and the start-up build's) and registers them
+// with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Applied: prometheus.NewCounter(prometheus.CounterOpts{
@@ -22,31 +27,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "turnout_projector_parked_total",
-			Help: "Events parked in analytics._parked after their last retry failed.",
+			Help: "Events parked in analytics._parked by the live projector.",
 		}),
 		LagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "turnout_projector_lag_events",
-			Help: "Visible log rows after the live projector's position.",
+			Help: "Committed log rows after the live projector's position (counted up to 100,000).",
 		}),
 		LagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "turnout_projector_lag_seconds",
-			Help: "Age of the oldest visible log row not yet applied (0 when none).",
+			Help: "Age of the oldest committed log row not yet applied (0 when none).",
 		}),
-		RebuildProgress: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "turnout_projector_rebuild_progress_ratio",
-			Help: "Progress of the running rebuild, 0..1 (1 when none is running).",
-		}),
-		RebuildEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "turnout_projector_rebuild_events_total",
-			Help: "Events applied to the shadow schema by rebuilds.",
-		}),
-		HandlerDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		// The name predates micro-batches (it timed one message); dashboards use it.
+		BatchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "turnout_projector_handler_duration_seconds",
-			Help:    "Time the live handler took per message, retries and parking included.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+			Help:    "Time the live projector took per batch transaction, splitting and parking included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		BatchLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "turnout_projector_batch_limit",
+			Help: "The live projector's current adaptive batch limit (log rows per transaction).",
 		}),
 	}
-	m.RebuildProgress.Set(1)
-	reg.MustRegister(m.Applied, m.Parked, m.LagEvents, m.LagSeconds, m.RebuildProgress, m.RebuildEvents, m.HandlerDuration)
+	reg.MustRegister(m.Applied, m.Parked, m.LagEvents, m.LagSeconds, m.BatchDuration, m.BatchLimit)
+	m.Rebuild = rebuild.NewMetrics(reg)
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
 	"github.com/turnout-analytics/turnout/internal/scenario"
@@ -154,7 +155,7 @@ func conversion(t *testing.T, sc scenario.Scenario) map[string]scenario.Figures 
 		payloads[i] = string(b)
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO watermill_gotowebinar_events (uuid, payload, metadata, transaction_id)
+		INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id)
 		SELECT gen_random_uuid()::text, p::json, '{"signature_verified":"true"}', pg_current_xact_id()
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n`, payloads); err != nil {
 		t.Fatalf("insert events: %v", err)
@@ -162,8 +163,8 @@ func conversion(t *testing.T, sc scenario.Scenario) map[string]scenario.Figures 
 	if err := projections.Create(ctx, tx, "analytics"); err != nil {
 		t.Fatalf("create analytics: %v", err)
 	}
-	all := projections.Position{TxID: math.MaxInt64, Offset: math.MaxInt64}
-	if _, err := projections.ApplyLog(ctx, tx, "analytics", projections.Position{}, all); err != nil {
+	all := eventlog.Position{Epoch: math.MaxInt32, TxID: math.MaxInt64, Offset: math.MaxInt64}
+	if _, err := projections.ApplyLog(ctx, tx, "analytics", eventlog.Position{}, all); err != nil {
 		t.Fatalf("apply log: %v", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT webinar_key, registrants, attendees FROM analytics.webinar_conversion`)

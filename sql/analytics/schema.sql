@@ -1,13 +1,12 @@
--- The analytics schema: tables. {{schema}} is the target schema's sanitized identifier.
+-- The analytics schema: tables, created in the schema first on search_path (Create sets it:
+-- the same file builds analytics and a rebuild's shadow schema; names stay unqualified).
 --
 -- Every table is a commutative last-writer-wins projection of the event log: each row (or
 -- each "layer" of a row) remembers the order key of the event that wrote it and is only
 -- overwritten by an event with a greater key, so applying events in any order, in any
 -- batching, any number of times, gives the same rows. Columns named *_offset, *_ts, src_*,
 -- stub/created/changed and the *_count counters are internal bookkeeping.
-CREATE SCHEMA {{schema}};
-
-CREATE TABLE {{schema}}._meta (
+CREATE TABLE _meta (
     version    text        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -21,7 +20,7 @@ CREATE TABLE {{schema}}._meta (
 --            for webinars we only know from registrant events
 -- Each public column is coalesce(changed, created, stub), so a webinar.created never
 -- overrides a webinar.changed and registrant events never override webinar events.
-CREATE TABLE {{schema}}.webinars (
+CREATE TABLE webinars (
     webinar_key      text PRIMARY KEY,
     title            text GENERATED ALWAYS AS (coalesce(changed ->> 'webinarTitle', created ->> 'webinarTitle', stub ->> 'webinarTitle')) STORED,
     description      text GENERATED ALWAYS AS (coalesce(changed ->> 'description', created ->> 'description')) STORED,
@@ -54,18 +53,18 @@ CREATE TABLE {{schema}}.webinars (
 
 -- The current schedule of each webinar: the times[] of the winning layer (changed, else
 -- created), rewritten whenever a webinar event for the webinar is applied.
-CREATE TABLE {{schema}}.webinar_times (
+CREATE TABLE webinar_times (
     webinar_key text NOT NULL,
     start_time  timestamptz,
     end_time    timestamptz
 );
-CREATE INDEX webinar_times_webinar_key ON {{schema}}.webinar_times (webinar_key);
+CREATE INDEX webinar_times_webinar_key ON webinar_times (webinar_key);
 
 -- One row per (webinar, registrant) seen in registrant.added or registrant.joined.
 -- Attributes come from the winning event by (src_rank, src_ts, src_offset): any
 -- registrant.added (rank 2) beats any registrant.joined (rank 1); then the later event
 -- timestamp (missing = oldest); then the later log offset.
-CREATE TABLE {{schema}}.registrants (
+CREATE TABLE registrants (
     webinar_key         text NOT NULL,
     registrant_key      text NOT NULL,
     email               text,
@@ -91,7 +90,7 @@ CREATE TABLE {{schema}}.registrants (
 
 -- One row per registrant.joined event (rejoins are separate rows). eventKey is unique per
 -- event, so it is the identity that makes re-applying a join a no-op.
-CREATE TABLE {{schema}}.joins (
+CREATE TABLE joins (
     event_key      text PRIMARY KEY,
     log_offset     bigint      NOT NULL,
     webinar_key    text        NOT NULL,
@@ -99,3 +98,78 @@ CREATE TABLE {{schema}}.joins (
     registrant_key text        NOT NULL,
     join_time      timestamptz NOT NULL
 );
+
+-- Log rows the projector could not apply; the stream went on without them. Position (epoch,
+-- transaction_id, offset), GoTo's eventKey and eventName, and the error's SQLSTATE and
+-- message (never payload values: see internal/projections/parked.go).
+CREATE TABLE _parked (
+    epoch          integer     NOT NULL,
+    transaction_id xid8        NOT NULL,
+    "offset"       bigint      NOT NULL,
+    event_key      text        NOT NULL,
+    event_name     text        NOT NULL,
+    error          text        NOT NULL,
+    attempts       integer     NOT NULL,
+    parked_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (epoch, transaction_id, "offset")
+);
+COMMENT ON TABLE _parked IS
+    'Log rows the projector could not apply; the stream went on without them. Position, GoTo eventKey and eventName, last error.';
+
+-- Lenient parsing. The projections never fail an accepted event because of a field value
+-- (issue 10): a value PostgreSQL cannot take is NULL, and the rest of the event applies.
+-- Each has a fast path for the shapes live GoTo sends, which cannot fail, and a slow path
+-- (plpgsql, whose exception block costs a subtransaction) for everything else.
+
+-- _timestamptz parses an ISO-8601 (or any PostgreSQL-readable) time; NULL when it does not
+-- parse or is out of PostgreSQL's range (a year 0 that Go accepts, say). The fast path's
+-- pattern only admits values that are valid: years 1900-2099, days up to 28.
+CREATE FUNCTION _timestamptz_slow(v text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN v::timestamptz;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END
+$$;
+-- SQL-standard bodies (BEGIN ATOMIC) are parsed at creation and refer to what they call by
+-- identity, not by name: they keep working when a rebuild renames the schema.
+CREATE FUNCTION _timestamptz(v text) RETURNS timestamptz
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE
+        WHEN v IS NULL THEN NULL
+        WHEN v ~ '^(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-](0\d|1[0-4]):?[0-5]\d)$'
+            THEN v::timestamptz
+        ELSE _timestamptz_slow(v)
+    END;
+END;
+
+-- _epoch_ms turns epoch milliseconds (joinTime) into a time; NULL unless it is a whole
+-- number of at most 15 digits (about 31,000 years: always in range).
+CREATE FUNCTION _epoch_ms(v text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN v ~ '^\d{1,15}$' THEN timestamptz 'epoch' + v::bigint * interval '1 millisecond' END;
+END;
+
+-- _jsonb converts a stored payload (json: the delivery's bytes) to jsonb. The one thing the
+-- log's json keeps and jsonb refuses is a number beyond numeric's range (1e1000000): such a
+-- number becomes null and the event applies. (\u0000 and unpaired surrogates never reach
+-- here: the log's generated columns already refuse them.)
+CREATE FUNCTION _jsonb_slow(v json) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    BEGIN
+        RETURN v::jsonb;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        NULL; -- repaired below
+    END;
+    RETURN regexp_replace(v::text, '-?\d+(\.\d+)?[eE][+-]?\d{5,}', 'null', 'g')::jsonb;
+END
+$$;
+CREATE FUNCTION _jsonb(v json) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN v::text !~ '[eE][+-]?\d{5}' THEN v::jsonb ELSE _jsonb_slow(v) END;
+END;

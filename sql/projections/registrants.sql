@@ -25,7 +25,7 @@
 -- 6. the webinars upsert creates the webinar row if needed, moves the stub layer if the
 --    chunk's is newer, and adds the counts.
 WITH inserted AS (
-    INSERT INTO {{schema}}.joins (event_key, log_offset, webinar_key, session_key, registrant_key, join_time)
+    INSERT INTO joins (event_key, log_offset, webinar_key, session_key, registrant_key, join_time)
     SELECT s.event_key, s.pos, s.wk, s.session_key, s.rk, s.join_time
     FROM pg_temp.turnout_stage s
     WHERE s.name = 'registrant.joined'
@@ -55,7 +55,7 @@ WITH inserted AS (
     FROM ranked r
     ORDER BY r.webinar_key, r.registrant_key, r.src_rank DESC, r.src_ts DESC, r.src_offset DESC
 ), upserted AS (
-    INSERT INTO {{schema}}.registrants AS r (
+    INSERT INTO registrants AS r (
         webinar_key, registrant_key, email, first_name, last_name, organization, job_title,
         phone, industry, comments, registration_date, registration_source, status, join_url,
         responses, first_join, src_rank, src_ts, src_offset)
@@ -99,7 +99,7 @@ WITH inserted AS (
     -- it, and the one-time filter skips the probe for the rest.
     LEFT JOIN LATERAL (
         SELECT p.first_join
-        FROM {{schema}}.registrants p
+        FROM registrants p
         WHERE NOT u.inserted AND u.attended
           AND p.webinar_key = u.webinar_key AND p.registrant_key = u.registrant_key
         LIMIT 1
@@ -112,7 +112,7 @@ WITH inserted AS (
     WHERE s.name IN ('registrant.added', 'registrant.joined')
     ORDER BY s.wk, s.ts DESC, s.pos DESC
 )
-INSERT INTO {{schema}}.webinars AS w (webinar_key, stub, stub_ts, stub_offset, registrant_count, attendee_count)
+INSERT INTO webinars AS w (webinar_key, stub, stub_ts, stub_offset, registrant_count, attendee_count)
 SELECT st.webinar_key,
        -- Only webinar fields: the webinars table holds no personal data. Absent fields are
        -- left out, so that the webinars columns fall through to the next layer. Built here,

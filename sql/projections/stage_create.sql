@@ -8,6 +8,9 @@
 -- may already have it. If the creating (sub)transaction rolls back, so does the creation,
 -- and the next apply creates it again. Schema-independent: it only holds log rows.
 CREATE TEMP TABLE IF NOT EXISTS turnout_stage (
+    -- The log position (epoch, tx, pos); epoch and tx are NULL for the events of a live
+    -- apply passed by the caller.
+    epoch               integer,
     tx                  xid8,
     pos                 bigint      NOT NULL,
     received_at         timestamptz NOT NULL,
@@ -16,7 +19,7 @@ CREATE TEMP TABLE IF NOT EXISTS turnout_stage (
     rk                  text,
     -- The event timestamp; a missing one is -infinity, the oldest.
     ts                  timestamptz NOT NULL,
-    -- webinar.created and webinar.changed only.
+    -- webinar.created and webinar.changed, and reconcile's session and attendance snapshots.
     p                   jsonb,
     -- registrant.joined only: the joins row.
     event_key           text,

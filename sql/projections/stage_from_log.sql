@@ -1,9 +1,8 @@
--- The next chunk of the log, in log order: rows with ($1, $2) < (transaction_id, "offset")
--- <= ($3, $4), at most $5 of them. The range scan uses the log's primary key. The subquery
--- is not flattened into stage_insert.sql (LIMIT), so each payload is parsed once.
-SELECT l.transaction_id AS tx, l."offset" AS pos, l.received_at, l.payload::jsonb AS p
-FROM watermill_gotowebinar_events l
-WHERE (l.transaction_id, l."offset") > ($1::text::xid8, $2::bigint)
-  AND (l.transaction_id, l."offset") <= ($3::text::xid8, $4::bigint)
-ORDER BY l.transaction_id, l."offset"
-LIMIT $5
+-- The next chunk of the log, in log order: rows with ($1, $2, $3) < (epoch, transaction_id,
+-- "offset") <= ($4, $5, $6), at most $7 of them, through eventlog_range (migration 0004; an
+-- inlined range scan of the log's primary key). OFFSET 0 keeps this subquery from being
+-- flattened into stage_insert.sql, which would parse each payload once per field (the
+-- LIMIT inside eventlog_range does not: measured, 25 times slower).
+SELECT l.epoch, l.transaction_id AS tx, l."offset" AS pos, l.received_at, _jsonb(l.payload) AS p
+FROM public.eventlog_range($1::integer, $2::text::xid8, $3::bigint, $4::integer, $5::text::xid8, $6::bigint, $7::bigint) l
+OFFSET 0

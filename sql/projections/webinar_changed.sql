@@ -1,6 +1,6 @@
 -- The changed layer of webinars: the webinar.changed with the greatest offset. It carries
 -- no timestamp, so updated_at is when it was received.
-INSERT INTO {{schema}}.webinars AS w (webinar_key, changed, changed_offset, updated_at)
+INSERT INTO webinars AS w (webinar_key, changed, changed_offset, updated_at)
 SELECT DISTINCT ON (s.wk)
        s.wk, s.p, s.pos, s.received_at
 FROM pg_temp.turnout_stage s

@@ -1,7 +1,7 @@
 -- The created layer of webinars: the webinar.created with the greatest offset.
-INSERT INTO {{schema}}.webinars AS w (webinar_key, created, created_offset, created_at)
+INSERT INTO webinars AS w (webinar_key, created, created_offset, created_at)
 SELECT DISTINCT ON (s.wk)
-       s.wk, s.p, s.pos, (s.p ->> 'webinarCreationDate')::timestamptz
+       s.wk, s.p, s.pos, _timestamptz(s.p ->> 'webinarCreationDate')
 FROM pg_temp.turnout_stage s
 WHERE s.name = 'webinar.created'
 ORDER BY s.wk, s.pos DESC

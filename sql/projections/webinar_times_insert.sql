@@ -1,7 +1,7 @@
 -- The schedule is the times[] of the winning layer: changed, else created.
-INSERT INTO {{schema}}.webinar_times (webinar_key, start_time, end_time)
-SELECT DISTINCT w.webinar_key, (t.v ->> 'startTime')::timestamptz, (t.v ->> 'endTime')::timestamptz
-FROM {{schema}}.webinars w
+INSERT INTO webinar_times (webinar_key, start_time, end_time)
+SELECT DISTINCT w.webinar_key, _timestamptz(t.v ->> 'startTime'), _timestamptz(t.v ->> 'endTime')
+FROM webinars w
 JOIN (SELECT DISTINCT s.wk AS webinar_key
       FROM pg_temp.turnout_stage s
       WHERE s.name IN ('webinar.created', 'webinar.changed')) k ON k.webinar_key = w.webinar_key

@@ -1,4 +1,4 @@
-package projector
+package rebuild
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 )
 
 // rate tracks a rebuild's throughput and estimated time to completion.
@@ -42,13 +42,13 @@ type BarProgress struct {
 func NewBarProgress(w io.Writer) *BarProgress { return &BarProgress{w: w, now: time.Now} }
 
 // Start implements Progress.
-func (b *BarProgress) Start(from projections.Position, resumed bool, total int64) {
+func (b *BarProgress) Start(from eventlog.Position, resumed bool, total int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.r = rate{start: b.now(), total: total}
 	verb := "rebuilding"
 	if resumed {
-		verb = fmt.Sprintf("resuming at offset %d,", from.Offset)
+		verb = fmt.Sprintf("resuming at %v,", from)
 	}
 	fmt.Fprintf(b.w, "%s %d events to apply\n", verb, total)
 }
@@ -75,7 +75,7 @@ func (b *BarProgress) Update(done int64) {
 }
 
 // Finish implements Progress.
-func (b *BarProgress) Finish(s RebuildStats) {
+func (b *BarProgress) Finish(s Stats) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	fmt.Fprintf(b.w, "\rrebuilt: %d events in %.1fs (%.0f events/s)%s\n",
@@ -97,12 +97,12 @@ func NewLogProgress(l *slog.Logger, every time.Duration) *LogProgress {
 }
 
 // Start implements Progress.
-func (p *LogProgress) Start(from projections.Position, resumed bool, total int64) {
+func (p *LogProgress) Start(from eventlog.Position, resumed bool, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.r = rate{start: time.Now(), total: total}
 	p.logged = p.r.start
-	p.log.Info("rebuild started", "resumed", resumed, "from_transaction_id", from.TxID,
+	p.log.Info("rebuild started", "resumed", resumed, "from_epoch", from.Epoch, "from_transaction_id", from.TxID,
 		"from_offset", from.Offset, "total_events", total)
 }
 
@@ -121,8 +121,8 @@ func (p *LogProgress) Update(done int64) {
 }
 
 // Finish implements Progress.
-func (p *LogProgress) Finish(s RebuildStats) {
+func (p *LogProgress) Finish(s Stats) {
 	p.log.Info("rebuild finished", "events", s.Events, "seconds", s.Duration.Seconds(),
 		"events_per_second", int64(s.EventsPerSecond()),
-		"transaction_id", s.To.TxID, "offset", s.To.Offset)
+		"epoch", s.To.Epoch, "transaction_id", s.To.TxID, "offset", s.To.Offset)
 }
