@@ -81,6 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if need := int32(cfg.BatchWorkers + 2); poolCfg.MaxConns < need {
 		poolCfg.MaxConns = need
 	}
+	// In the quick start ingest logs in as the database owner: its unqualified table names
+	// must never resolve into a schema another role could create ahead of public (the
+	// owner's default search_path looks first in a schema named after it).
+	poolCfg.ConnConfig.RuntimeParams["search_path"] = migrations.OwnerSearchPath
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("open database pool: %w", err)
