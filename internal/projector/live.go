@@ -295,7 +295,7 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// refreshLag updates the lag gauges every LagInterval until ctx ends.
+// refreshLag updates the lag and parked-events gauges every LagInterval until ctx ends.
 func (p *Projector) refreshLag(ctx context.Context) {
 	t := time.NewTicker(p.cfg.LagInterval)
 	defer t.Stop()
@@ -310,6 +310,11 @@ func (p *Projector) refreshLag(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("refresh lag metrics", "error", err)
+		}
+		if n, _, err := projections.Parked(ctx, p.pool, Schema, 0); err == nil {
+			p.metrics.ParkedEvents.Set(float64(n))
+		} else if ctx.Err() == nil {
+			p.log.Warn("refresh parked events metric", "error", err)
 		}
 		if err := p.analyzeGrown(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("analyze analytics tables", "error", err)
