@@ -113,20 +113,33 @@ func sqlState(err error) string {
 	return ""
 }
 
-// Without CREATE on the database, turnout_projector still gets its schemas, through the
-// owner's functions, which create and rename only those, owned by turnout_projector.
+// hasDatabaseCreate reports whether role may create schemas in the current database.
+func hasDatabaseCreate(t *testing.T, admin *pgxpool.Pool, role string) bool {
+	t.Helper()
+	var ok bool
+	if err := admin.QueryRow(context.Background(), `SELECT has_database_privilege($1, current_database(), 'CREATE')`, role).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// Migration 0008 takes CREATE on the database from turnout_projector (0002 granted it), and
+// turnout_projector still gets its schemas, through the owner's functions, which create and
+// rename only those, owned by turnout_projector.
 func TestProjectorSchemasWithoutDatabaseCreate(t *testing.T) {
 	t.Parallel()
 	admin, dbURL := pgtest.Pool(t)
 	ctx := context.Background()
 	reapply(t, admin, "0002_roles.up.sql")
 	reapply(t, admin, "0005_owner_safety.up.sql")
-	var db string
-	if err := admin.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
-		t.Fatal(err)
+	if !hasDatabaseCreate(t, admin, "turnout_projector") {
+		t.Fatal("control: after 0002 turnout_projector lacks CREATE on the database; 0008 would prove nothing")
 	}
-	if _, err := admin.Exec(ctx, `REVOKE CREATE ON DATABASE `+pgx.Identifier{db}.Sanitize()+` FROM turnout_projector, PUBLIC`); err != nil {
-		t.Fatal(err)
+	reapply(t, admin, "0008_projector_no_database_create.up.sql")
+	for _, role := range []string{"turnout_projector", "turnout_ingest", "turnout_reader", "turnout_reconcile"} {
+		if hasDatabaseCreate(t, admin, role) {
+			t.Errorf("after 0008 %s may create schemas in the database", role)
+		}
 	}
 	login := loginAs(t, admin, dbURL, "turnout_projector")
 	conn, err := pgx.Connect(ctx, login)

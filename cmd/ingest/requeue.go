@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/ingest"
+	"github.com/turnout-analytics/turnout/migrations"
 )
 
 // requeueConfig is what `ingest requeue` reads: the database, the keys ingest is
@@ -88,9 +89,17 @@ func runRequeue(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return errors.New("open database pool: invalid DATABASE_URL") // never echo: it may hold a password
+	}
+	// Requeue always runs as the owner (it reads stored bodies and writes the log, which no
+	// service role may do both of), and its SQL names ingest's tables unqualified: no session
+	// of it may resolve a name in a schema another role could create (migrations.OwnerSearchPath).
+	poolCfg.ConnConfig.RuntimeParams["search_path"] = migrations.OwnerSearchPath
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return fmt.Errorf("open database pool: %w", err)
 	}
 	defer pool.Close()
 	rep, err := ingest.Requeue(ctx, pool, cfg.opts)

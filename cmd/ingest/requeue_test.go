@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -278,5 +279,41 @@ func TestLoadRequeueConfig(t *testing.T) {
 				t.Errorf("unexpected config %+v", c.opts)
 			}
 		})
+	}
+}
+
+// Requeue runs as the owner with unqualified table names, so its sessions pin search_path:
+// look-alikes of ingest's stores in a schema named after the owner (the first place the
+// default search_path, "$user", public, looks) are never read. Each look-alike raises, so a
+// run that resolved a name to it fails.
+func TestRequeueNeverReadsLookalikes(t *testing.T) {
+	t.Parallel()
+	pool, dbURL := pgtest.Pool(t)
+	ctx := context.Background()
+	var owner string
+	if err := pool.QueryRow(ctx, `SELECT current_user`).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	o := pgx.Identifier{owner}.Sanitize()
+	if _, err := pool.Exec(ctx, fmt.Sprintf(`
+CREATE SCHEMA %[1]s;
+CREATE FUNCTION %[1]s.fire(trap text) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+    RAISE EXCEPTION 'look-alike %% ran', trap;
+END $f$;
+CREATE VIEW %[1]s.ingest_quarantine AS SELECT * FROM public.ingest_quarantine WHERE %[1]s.fire('quarantine');
+CREATE VIEW %[1]s.ingest_unverified AS SELECT * FROM public.ingest_unverified WHERE %[1]s.fire('unverified');
+INSERT INTO public.ingest_quarantine (reason, detail, signature_verified, headers, body)
+VALUES ('schema', 'an older rule', true, '{}',
+        '{"eventName":"registrant.added","eventVersion":"1.0.0","product":"g2w","eventKey":"rq-trap","webinarKey":9100000000000000008,"registrantKey":1,"email":"a@example.com"}')`, o)); err != nil {
+		t.Fatalf("plant the look-alikes: %v", err)
+	}
+	// The traps are armed: a session on the default search_path falls into them.
+	if _, err := pool.Exec(ctx, `SELECT count(*) FROM ingest_quarantine`); err == nil || !strings.Contains(err.Error(), "look-alike") {
+		t.Fatalf("control query on the default search_path: %v, want the look-alike's exception", err)
+	}
+	out := requeue(t, map[string]string{"DATABASE_URL": dbURL, "G2W_SECRET_KEYS": "requeue-key"})
+	if !strings.Contains(out, "quarantine\tschema\t1") {
+		t.Errorf("requeue with look-alikes planted printed:\n%s", out)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,12 +52,12 @@ func asOwner(t *testing.T, admin *pgxpool.Pool, sql string) {
 	}
 }
 
-// databaseGrants re-applies the database-level statements of migrations 0002 and 0005,
-// which a database cloned from pgtest's template lacks (CREATE DATABASE … TEMPLATE does
-// not copy the database's ACL); a database migrated in place has them.
+// databaseGrants re-applies the database-level statements of migrations 0002, 0005 and
+// 0008, which a database cloned from pgtest's template lacks (CREATE DATABASE … TEMPLATE
+// does not copy the database's ACL); a database migrated in place has them.
 func databaseGrants(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
-	for _, f := range []string{"0002_roles.up.sql", "0005_owner_safety.up.sql"} {
+	for _, f := range []string{"0002_roles.up.sql", "0005_owner_safety.up.sql", "0008_projector_no_database_create.up.sql"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "migrations", f))
 		if err != nil {
 			t.Fatal(err)
@@ -113,10 +114,22 @@ func schemaOwners(t *testing.T, admin *pgxpool.Pool) map[string]string {
 }
 
 // checkServices runs the projector's commands as its login, the live projector until a
-// new event shows, and the reader's query as its login; then forget as the owner.
+// new event shows, and the reader's query as its login; then forget as the owner. The
+// projector's login cannot create a schema of its own (no CREATE on the database,
+// migration 0008): its rebuild creates and renames its schemas through the owner's
+// functions.
 func checkServices(t *testing.T, admin *pgxpool.Pool, ownerURL, projectorURL, readerURL string) {
 	t.Helper()
 	ctx := context.Background()
+	projector, err := pgx.Connect(ctx, projectorURL)
+	if err != nil {
+		t.Fatalf("connect as the projector's login: %v", err)
+	}
+	_, err = projector.Exec(ctx, `CREATE SCHEMA turnout_planted`)
+	projector.Close(ctx)
+	if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != pgerrcode.InsufficientPrivilege {
+		t.Errorf("the projector's login creating a schema: %v, want 42501", err)
+	}
 	env := testEnv(projectorURL, "REBUILD_BATCH_SIZE", "11")
 	mustCommand(t, env, "rebuild")
 	if out := mustCommand(t, env, "status"); !strings.Contains(out, "analytics") {

@@ -17,8 +17,10 @@ import (
 // default search_path, "$user", public) holding look-alikes of what owner-run code touches:
 // the consumer offsets table with a trigger, and views of the log and of golang-migrate's
 // schema_migrations that call its function. Each trap records the role that ran it in
-// <owner>.trap_fired. The projector's CREATE on the database is granted first, as
-// migration 0002 grants it (a database cloned from a template has no database grants).
+// <owner>.trap_fired. Since migration 0008 no service role holds CREATE on the database
+// (checkServices shows the projector's login cannot create a schema); it is granted here by
+// hand, as 0002 once did, so the test proves that owner-run code does not depend on that:
+// whoever manages to create the schema, the owner's sessions never resolve a name in it.
 func plantLookalikes(t *testing.T, admin *pgxpool.Pool) (owner string) {
 	t.Helper()
 	ctx := context.Background()

@@ -250,10 +250,10 @@ func writeForget(w io.Writer, r erasure.Result) error {
 		b.WriteString("forget: nothing to erase for this person; nothing changed\n")
 	} else {
 		fmt.Fprintf(&b, "forget: %d registrations of this person found\n", r.Registrations)
-		fmt.Fprintf(&b, "  %s.registrants rows erased: %d\n", erasure.Schema, r.Registrants)
+		fmt.Fprintf(&b, "  %s.registrants rows erased: %d\n", projector.Schema, r.Registrants)
 		if r.ShadowExists {
 			fmt.Fprintf(&b, "  %s.registrants rows erased: %d (prefetch tables dropped: %d)\n",
-				erasure.ShadowSchema, r.ShadowRegistrants, r.ShadowPrefetchDropped)
+				projector.ShadowSchema, r.ShadowRegistrants, r.ShadowPrefetchDropped)
 		}
 		fmt.Fprintf(&b, "  event log payloads redacted: %d\n", r.LogEvents)
 		fmt.Fprintf(&b, "  mentions of the address in other people's fields replaced: %d in the log, %d in registrants\n",

@@ -26,11 +26,12 @@ import (
 
 // Paths of the files under test, relative to this package.
 const (
-	dashboardDir    = "../../deploy/grafana/dashboards"
-	datasourcesFile = "../../deploy/grafana/provisioning/datasources/turnout.yml"
-	alertsFile      = "../../deploy/prometheus/alerts.yml"
-	rolesMigration  = "../../migrations/0002_roles.up.sql"
-	safetyMigration = "../../migrations/0005_owner_safety.up.sql"
+	dashboardDir      = "../../deploy/grafana/dashboards"
+	datasourcesFile   = "../../deploy/grafana/provisioning/datasources/turnout.yml"
+	alertsFile        = "../../deploy/prometheus/alerts.yml"
+	rolesMigration    = "../../migrations/0002_roles.up.sql"
+	safetyMigration   = "../../migrations/0005_owner_safety.up.sql"
+	noCreateMigration = "../../migrations/0008_projector_no_database_create.up.sql"
 )
 
 // secretKey signs the fixture's deliveries (GOTO-FACTS.md's vector key).
@@ -80,14 +81,14 @@ func newPipeline(t *testing.T) *pipeline {
 	return p
 }
 
-// reapplyRoles runs migrations 0002 and 0005 again in the test's database. The template it
-// was cloned from has the roles and table grants, but CREATE DATABASE … TEMPLATE does not
-// copy the database's own ACL, so the projector's CREATE on the database, and the
-// revocation of PUBLIC's TEMPORARY, are missing. Running the migrations twice also proves
-// them idempotent.
+// reapplyRoles runs migrations 0002, 0005 and 0008 again in the test's database. The
+// template it was cloned from has the roles and table grants, but CREATE DATABASE …
+// TEMPLATE does not copy the database's own ACL, so the projector's database grants (0002
+// grants CREATE, 0008 takes it back) and the revocation of PUBLIC's TEMPORARY are missing.
+// Running the migrations twice also proves them idempotent.
 func reapplyRoles(t *testing.T, admin *pgxpool.Pool) {
 	t.Helper()
-	for _, file := range []string{rolesMigration, safetyMigration} {
+	for _, file := range []string{rolesMigration, safetyMigration, noCreateMigration} {
 		script, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatalf("read migration: %v", err)

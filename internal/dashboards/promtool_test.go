@@ -55,4 +55,18 @@ func TestPrometheusRules(t *testing.T) {
 	if !strings.Contains(string(b), "name: parked events alert while any stay parked") {
 		t.Errorf("%s lost its test that parked events alert while any stay parked", alertsTestFile)
 	}
+	// ... across projector restarts: on the gauge that reads analytics._parked, not on a
+	// counter of the running process (which starts again at 0).
+	found := false
+	for _, q := range alertExprs(t) {
+		if q.where == "alerts.yml: TurnoutEventsParked" {
+			found = true
+			if !strings.Contains(q.expr, "turnout_projector_parked_events") {
+				t.Errorf("%s: %q, want it on turnout_projector_parked_events", q.where, q.expr)
+			}
+		}
+	}
+	if !found {
+		t.Error("alerts.yml has no TurnoutEventsParked")
+	}
 }

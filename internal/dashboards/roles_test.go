@@ -13,9 +13,10 @@ import (
 	"github.com/turnout-analytics/turnout/internal/projector"
 )
 
-// TestRoles checks what the roles of migrations 0002 and 0005 may and may not do, on a database the
-// pipeline filled while connected as those roles (so ingest's appends and the projector's
-// two rebuilds, with their schema swap, already succeeded under them).
+// TestRoles checks what the roles of migrations 0002, 0005 and 0008 may and may not do, on a
+// database the pipeline filled while connected as those roles (so ingest's appends and the
+// projector's two rebuilds, with their schema swap through the owner's functions, already
+// succeeded under them, without CREATE on the database).
 func TestRoles(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t)
@@ -64,6 +65,10 @@ func TestRoles(t *testing.T) {
 		{"turnout_projector", `INSERT INTO watermill_gotowebinar_events (uuid, payload, transaction_id) VALUES ('x', '{}', pg_current_xact_id())`},
 		{"turnout_projector", `SELECT count(*) FROM ingest_quarantine`},
 		{"turnout_projector", `DELETE FROM ingest_event_keys`},
+		{"turnout_projector", `CREATE SCHEMA mine`},
+		{"turnout_projector", `CREATE SCHEMA postgres`},
+		{"turnout_projector", `ALTER SCHEMA analytics RENAME TO mine`},
+		{"turnout_ingest", `CREATE SCHEMA mine`},
 	}
 	for _, tt := range denied {
 		t.Run(tt.role+": "+tt.sql, func(t *testing.T) {

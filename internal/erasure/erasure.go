@@ -18,6 +18,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
 
 // ErasedEmail replaces an erased person's email in the event log and in analytics. The log
@@ -29,22 +32,6 @@ const ErasedEmail = "erased@invalid"
 // ErasedParkedError replaces the error text of the person's parked events: a PostgreSQL
 // error can quote the value it failed on, which may be one of theirs.
 const ErasedParkedError = "(error text erased by projector forget)"
-
-// The projector's names erasure touches. They mirror internal/projector's (Schema,
-// ShadowSchema, ConsumerGroup, the rebuild lock and the prefetch tables' prefix); a test
-// checks the exported ones stay equal.
-const (
-	// Schema is the schema readers query.
-	Schema = "analytics"
-	// ShadowSchema is where an interrupted rebuild leaves its work.
-	ShadowSchema = "analytics_rebuild"
-	// ConsumerGroup is the live projector's row in the log's offsets table.
-	ConsumerGroup = "projector"
-	// RebuildLockKey is the advisory lock a rebuild holds while it runs.
-	RebuildLockKey = 7_406_113_501
-	// prefetchPrefix names a rebuild's staged batches in ShadowSchema.
-	prefetchPrefix = "_prefetch_"
-)
 
 // ErrRebuildRunning is returned by Forget while a rebuild (or the live projector's start-up
 // build) holds the rebuild lock: its batches may hold payloads read before the erasure.
@@ -182,10 +169,10 @@ func Forget(ctx context.Context, pool *pgxpool.Pool, who Person) (Result, error)
 		return Result{}, err
 	}
 
-	if res.ShadowExists, err = schemaExists(ctx, tx, ShadowSchema); err != nil {
+	if res.ShadowExists, err = schemaExists(ctx, tx, projections.ShadowSchema); err != nil {
 		return Result{}, err
 	}
-	for _, schema := range []string{Schema, ShadowSchema} {
+	for _, schema := range []string{projections.Schema, projections.ShadowSchema} {
 		n, err := eraseRegistrants(ctx, tx, schema, webinars, registrants)
 		if err != nil {
 			return Result{}, err
@@ -198,7 +185,7 @@ func Forget(ctx context.Context, pool *pgxpool.Pool, who Person) (Result, error)
 		if err != nil {
 			return Result{}, err
 		}
-		if schema == Schema {
+		if schema == projections.Schema {
 			res.Registrants = n
 		} else {
 			res.ShadowRegistrants = n
@@ -254,16 +241,16 @@ func lockForForget(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	var locked bool
-	if err := tx.QueryRow(ctx, tryRebuildLockSQL, int64(RebuildLockKey)).Scan(&locked); err != nil {
+	if err := tx.QueryRow(ctx, tryRebuildLockSQL, int64(rebuild.LockKey)).Scan(&locked); err != nil {
 		return fmt.Errorf("take rebuild lock: %w", err)
 	}
 	if !locked {
 		return ErrRebuildRunning
 	}
-	if _, err := tx.Exec(ctx, ensureConsumerSQL, ConsumerGroup); err != nil {
+	if _, err := tx.Exec(ctx, ensureConsumerSQL, rebuild.ConsumerGroup); err != nil {
 		return fmt.Errorf("ensure consumer offset row: %w", err)
 	}
-	if _, err := tx.Exec(ctx, touchConsumerSQL, ConsumerGroup); err != nil {
+	if _, err := tx.Exec(ctx, touchConsumerSQL, rebuild.ConsumerGroup); err != nil {
 		return fmt.Errorf("lock consumer offset row: %w", err)
 	}
 	if _, err := tx.Exec(ctx, allowLogRedactionSQL); err != nil {
@@ -308,7 +295,7 @@ func findRegistrations(ctx context.Context, tx pgx.Tx, who Person) ([]registrati
 	if err := collect("the event log", findInLogSQL, likePatterns([]string{needle}), who.Email, who.RegistrantKey, who.WebinarKey); err != nil {
 		return nil, nil, err
 	}
-	for _, schema := range []string{Schema, ShadowSchema} {
+	for _, schema := range []string{projections.Schema, projections.ShadowSchema} {
 		exists, err := tableExists(ctx, tx, schema, "registrants")
 		if err != nil {
 			return nil, nil, err
@@ -477,7 +464,7 @@ func eraseParked(ctx context.Context, tx pgx.Tx, schema string, redacted []int64
 // every personal field, that were staged before the erasure. A resumed rebuild parses them
 // again from the redacted log.
 func dropPrefetchedIn(ctx context.Context, tx pgx.Tx) (int, error) {
-	rows, err := tx.Query(ctx, listPrefetchSQL, ShadowSchema, prefetchPrefix)
+	rows, err := tx.Query(ctx, listPrefetchSQL, projections.ShadowSchema, rebuild.PrefetchPrefix)
 	if err != nil {
 		return 0, fmt.Errorf("list prefetch tables: %w", err)
 	}
@@ -486,7 +473,7 @@ func dropPrefetchedIn(ctx context.Context, tx pgx.Tx) (int, error) {
 		return 0, fmt.Errorf("list prefetch tables: %w", err)
 	}
 	for _, t := range tables {
-		if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{ShadowSchema, t}.Sanitize()); err != nil {
+		if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{projections.ShadowSchema, t}.Sanitize()); err != nil {
 			return 0, fmt.Errorf("drop prefetch table: %w", err)
 		}
 	}
@@ -575,9 +562,9 @@ func vacuumSQL(r Result) string {
 	if r.UnverifiedDeleted > 0 {
 		tables = append(tables, "public."+unverifiedTable.name)
 	}
-	tables = append(tables, ident(Schema)+".registrants")
+	tables = append(tables, ident(projections.Schema)+".registrants")
 	if r.Parked > 0 {
-		tables = append(tables, ident(Schema)+"._parked")
+		tables = append(tables, ident(projections.Schema)+"._parked")
 	}
 	return "VACUUM " + strings.Join(tables, ", ") + ";"
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projector"
+	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
 
 func TestMentions(t *testing.T) {
@@ -80,7 +80,8 @@ func TestPersonValidate(t *testing.T) {
 	}
 }
 
-// A rebuild in progress (it holds the rebuild lock) makes Forget refuse, changing nothing.
+// A rebuild in progress (it holds the rebuild lock, rebuild.LockKey) makes Forget refuse,
+// changing nothing.
 func TestForgetRefusesDuringRebuild(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.Pool(t)
@@ -90,13 +91,13 @@ func TestForgetRefusesDuringRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(RebuildLockKey)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(rebuild.LockKey)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Forget(ctx, pool, Person{Email: "ada@example.com"}); !errors.Is(err, ErrRebuildRunning) {
 		t.Errorf("Forget during a rebuild = %v, want ErrRebuildRunning", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(RebuildLockKey)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(rebuild.LockKey)); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Forget(ctx, pool, Person{Email: "ada@example.com"})
@@ -125,15 +126,6 @@ func TestReplaceMentions(t *testing.T) {
 				t.Errorf("replaceMentions(%q) = %q, %v; want %q, %v", tt.in, got, changed, tt.want, tt.changed)
 			}
 		})
-	}
-}
-
-// The names erasure shares with the projector must be the projector's.
-func TestNamesMatchTheProjector(t *testing.T) {
-	t.Parallel()
-	if Schema != projector.Schema || ShadowSchema != projector.ShadowSchema || ConsumerGroup != projector.ConsumerGroup {
-		t.Errorf("erasure's names (%s, %s, %s) differ from the projector's (%s, %s, %s)",
-			Schema, ShadowSchema, ConsumerGroup, projector.Schema, projector.ShadowSchema, projector.ConsumerGroup)
 	}
 }
 

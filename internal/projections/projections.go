@@ -37,14 +37,22 @@ type Querier interface {
 }
 
 // Create creates schema (which must not exist) with all tables, indexes, functions and
-// views, and records Version in its _meta table.
+// views, and records Version in its _meta table. It needs CREATE on the database, which
+// only the owner has: the projector's own schemas are created by the owner's function
+// public.turnout_create_schema and filled with CreateIn (internal/rebuild).
 func Create(ctx context.Context, tx pgx.Tx, schema string) error {
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return CreateIn(ctx, tx, schema)
+}
+
+// CreateIn creates in schema, which must exist and be empty, all tables, indexes,
+// functions and views, and records Version in its _meta table.
+func CreateIn(ctx context.Context, tx pgx.Tx, schema string) error {
 	st, err := loadStatements()
 	if err != nil {
 		return err
-	}
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("create schema %s: %w", schema, err)
 	}
 	if err := UseSchema(ctx, tx, schema); err != nil {
 		return err

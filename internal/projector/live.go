@@ -214,8 +214,18 @@ func transient(err error) bool {
 		(pgerrcode.IsTransactionRollback(pgErr.Code) || pgErr.Code == pgerrcode.LockNotAvailable)
 }
 
-// ownerSQL tells who owns a schema and whether the current role acts as that owner.
-const ownerSQL = `SELECT nspowner::regrole::text, pg_has_role(nspowner, 'USAGE') FROM pg_namespace WHERE nspname = $1`
+// ownerSQL tells who owns a schema, or one of its relations, that the current role does
+// not act as (the schema's owner when it acts as every owner), and whether it acts as all
+// of them. The schema alone is not enough: a rebuild run as another role creates its
+// schema for turnout_projector (public.turnout_create_schema) but the tables in it as
+// itself.
+const ownerSQL = `
+SELECT coalesce(foreign_owner, n.nspowner)::regrole::text,
+       pg_has_role(n.nspowner, 'USAGE') AND foreign_owner IS NULL
+FROM pg_namespace n
+LEFT JOIN LATERAL (SELECT c.relowner AS foreign_owner FROM pg_class c
+                   WHERE c.relnamespace = n.oid AND NOT pg_has_role(c.relowner, 'USAGE') LIMIT 1) f ON true
+WHERE n.nspname = $1`
 
 // fatal returns the error Run stops with when err is not worth retrying, nil otherwise.
 // Class 42 (a missing privilege, a missing or different table) is a deployment mistake
@@ -237,7 +247,7 @@ func (p *Projector) fatal(ctx context.Context, err error) error {
 	)
 	ownErr := p.pool.QueryRow(ctx, ownerSQL, Schema).Scan(&owner, &acts)
 	if pgErr.Code == pgerrcode.InsufficientPrivilege || (ownErr == nil && !acts) {
-		return fmt.Errorf("%w: %s is owned by %s (replaced by a rebuild run as another role? run `projector rebuild` "+
+		return fmt.Errorf("%w: %s (or its tables) is owned by %s (replaced by a rebuild run as another role? run `projector rebuild` "+
 			"as the projector's role, see docs/operations.md): %w", ErrPermission, Schema, owner, err)
 	}
 	return fmt.Errorf("analytics is not what this projector expects (run `projector rebuild`): %w", err)
@@ -285,7 +295,7 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// refreshLag updates the lag gauges every LagInterval until ctx ends.
+// refreshLag updates the lag and parked-events gauges every LagInterval until ctx ends.
 func (p *Projector) refreshLag(ctx context.Context) {
 	t := time.NewTicker(p.cfg.LagInterval)
 	defer t.Stop()
@@ -300,6 +310,11 @@ func (p *Projector) refreshLag(ctx context.Context) {
 		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("refresh lag metrics", "error", err)
+		}
+		if n, _, err := projections.Parked(ctx, p.pool, Schema, 0); err == nil {
+			p.metrics.ParkedEvents.Set(float64(n))
+		} else if ctx.Err() == nil {
+			p.log.Warn("refresh parked events metric", "error", err)
 		}
 		if err := p.analyzeGrown(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("analyze analytics tables", "error", err)

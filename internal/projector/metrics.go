@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	Applied       prometheus.Counter
 	Parked        prometheus.Counter
+	ParkedEvents  prometheus.Gauge
 	LagEvents     prometheus.Gauge
 	LagSeconds    prometheus.Gauge
 	BatchDuration prometheus.Histogram
@@ -28,6 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "turnout_projector_parked_total",
 			Help: "Events parked in analytics._parked by the live projector.",
+		}),
+		// The counter starts again at 0 when the projector restarts; the gauge reads the
+		// table, so an alert on it holds for as long as any event stays parked.
+		ParkedEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "turnout_projector_parked_events",
+			Help: "Events parked in analytics._parked now (rows of the table, refreshed every lag interval); they stay until a rebuild applies them.",
 		}),
 		LagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "turnout_projector_lag_events",
@@ -48,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "The live projector's current adaptive batch limit (log rows per transaction).",
 		}),
 	}
-	reg.MustRegister(m.Applied, m.Parked, m.LagEvents, m.LagSeconds, m.BatchDuration, m.BatchLimit)
+	reg.MustRegister(m.Applied, m.Parked, m.ParkedEvents, m.LagEvents, m.LagSeconds, m.BatchDuration, m.BatchLimit)
 	m.Rebuild = rebuild.NewMetrics(reg)
 	return m
 }

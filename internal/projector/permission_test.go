@@ -49,9 +49,11 @@ func TestLiveNamesAPermissionError(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	admin, url := pgtest.Pool(t)
-	// Database-level grants (migration 0002) are not copied with pgtest's template.
+	// Database-level grants (migrations 0002, 0005, 0008) are not copied with pgtest's
+	// template. The projector has no CREATE on the database: its start-up build creates
+	// analytics through public.turnout_create_schema.
 	if _, err := admin.Exec(ctx, `DO $$ BEGIN
-		EXECUTE format('GRANT CREATE, TEMPORARY ON DATABASE %I TO turnout_projector', current_database());
+		EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO turnout_projector', current_database());
 	END $$`); err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ type Config struct {
 	// RetryInterval is the first backoff between retries (doubling, capped at 10×), and
 	// after a failed batch. Default 20ms.
 	RetryInterval time.Duration
-	// LagInterval is how often the lag gauges are refreshed. Default 2s.
+	// LagInterval is how often the lag and parked-events gauges are refreshed. Default 2s.
 	LagInterval time.Duration
 	// Rebuild tunes the start-up build (see rebuild.Config).
 	Rebuild rebuild.Config

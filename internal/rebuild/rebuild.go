@@ -42,6 +42,16 @@ type Progress interface {
 	Finish(stats Stats)
 }
 
+// The projector's schemas are created and renamed through the owner's functions of
+// migration 0005 (each refuses any other name, and creates for turnout_projector), so no
+// service role needs CREATE on the database, which would let it create a schema named
+// after the owner, the first place the owner's default search_path looks (migration
+// 0008 revokes it). Dropping needs only ownership of the schema, so DROP SCHEMA stays.
+const (
+	createSchemaSQL = `SELECT public.turnout_create_schema($1)`
+	renameSchemaSQL = `SELECT public.turnout_rename_schema($1, $2)`
+)
+
 // swapLockTimeout bounds how long the swap waits for a lock. The swap holds the live
 // consumer's position lock, and its DROP SCHEMA queues an ACCESS EXCLUSIVE lock that makes
 // new readers wait behind a long-running report; giving up and retrying keeps both short.
@@ -208,7 +218,10 @@ func (b *Builder) prepareShadow(ctx context.Context) (eventlog.Position, bool, e
 	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+ident(projections.ShadowSchema)+` CASCADE`); err != nil {
 		return eventlog.Position{}, false, fmt.Errorf("drop stale shadow schema: %w", err)
 	}
-	if err := projections.Create(ctx, tx, projections.ShadowSchema); err != nil {
+	if _, err := tx.Exec(ctx, createSchemaSQL, projections.ShadowSchema); err != nil {
+		return eventlog.Position{}, false, fmt.Errorf("create shadow schema: %w", err)
+	}
+	if err := projections.CreateIn(ctx, tx, projections.ShadowSchema); err != nil {
 		return eventlog.Position{}, false, fmt.Errorf("create shadow projections: %w", err)
 	}
 	if err := grantReader(ctx, tx, projections.ShadowSchema); err != nil {
@@ -365,15 +378,11 @@ func (b *Builder) trySwap(ctx context.Context, pos eventlog.Position) (eventlog.
 		return pos, 0, err
 	}
 	if liveExists {
-		const retired = projections.Schema + "_retired"
-		if _, err := tx.Exec(ctx, `ALTER SCHEMA `+ident(projections.Schema)+` RENAME TO `+ident(retired)); err != nil {
-			return pos, 0, fmt.Errorf("retire analytics schema: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `DROP SCHEMA `+ident(retired)+` CASCADE`); err != nil {
-			return pos, 0, fmt.Errorf("drop retired analytics schema: %w", err)
+		if _, err := tx.Exec(ctx, `DROP SCHEMA `+ident(projections.Schema)+` CASCADE`); err != nil {
+			return pos, 0, fmt.Errorf("drop the replaced analytics schema: %w", err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `ALTER SCHEMA `+ident(projections.ShadowSchema)+` RENAME TO `+ident(projections.Schema)); err != nil {
+	if _, err := tx.Exec(ctx, renameSchemaSQL, projections.ShadowSchema, projections.Schema); err != nil {
 		return pos, 0, fmt.Errorf("rename shadow schema: %w", err)
 	}
 	if err := projections.DropProgress(ctx, tx, projections.Schema); err != nil {
