@@ -35,7 +35,7 @@ var envUsage = fmt.Sprintf(`Environment:
   PROJECTOR_BATCH_DEADLINE  longest a batch transaction may take, retries included (default %v)
   PROJECTOR_MAX_RETRIES     retries of a transiently failing batch; data errors park at once (default %d)
   PROJECTOR_RETRY_INTERVAL  first backoff between retries, doubling to 10x (default %v)
-  PROJECTOR_LAG_INTERVAL    refresh period of the lag gauges (default %v)
+  PROJECTOR_LAG_INTERVAL    refresh period of the lag and parked-events gauges (default %v)
   REBUILD_BATCH_SIZE        log rows per rebuild transaction (default %d)
 The retries' total backoff must be at most half of PROJECTOR_BATCH_DEADLINE, and
 PROJECTOR_BATCH_TARGET shorter than it.
