@@ -22,6 +22,7 @@ import (
 
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/projector"
 	"github.com/turnout-analytics/turnout/internal/rebuild"
 )
@@ -279,7 +280,7 @@ func reference(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	if err := rebuild.ApplyRange(ctx, tx, "reference", eventlog.Position{}, end, func(eventlog.Record, error) {}); err != nil {
 		t.Fatalf("apply log to reference: %v", err)
 	}
-	d, err := projections.Dump(ctx, tx, "reference")
+	d, err := projectionstest.Dump(ctx, tx, "reference")
 	if err != nil {
 		t.Fatalf("dump reference: %v", err)
 	}
@@ -288,7 +289,7 @@ func reference(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 
 func dump(t *testing.T, pool *pgxpool.Pool, schema string) map[string][]string {
 	t.Helper()
-	d, err := projections.Dump(context.Background(), pool, schema)
+	d, err := projectionstest.Dump(context.Background(), pool, schema)
 	if err != nil {
 		t.Fatalf("dump %s: %v", schema, err)
 	}

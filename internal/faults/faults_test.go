@@ -27,7 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
@@ -311,7 +311,7 @@ func TestProjectorKilledRepeatedlyEqualsCleanRebuild(t *testing.T) {
 	waitCaughtUp(t, pool)
 	p.kill()
 	t.Logf("live projector SIGKILLed 5 times over %d events, then caught up", len(evs))
-	live, err := projections.Dump(ctx, pool, "analytics")
+	live, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestProjectorKilledRepeatedlyEqualsCleanRebuild(t *testing.T) {
 		if rb.cmd.ProcessState.Success() {
 			t.Fatalf("round %d: the rebuild finished before it was killed: make the log bigger", i)
 		}
-		after, err := projections.Dump(ctx, pool, "analytics")
+		after, err := projectionstest.Dump(ctx, pool, "analytics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +430,7 @@ func waitCaughtUpWithin(t *testing.T, pool *pgxpool.Pool, within time.Duration) 
 func assertRebuildEqualsLive(t *testing.T, pool *pgxpool.Pool, env []string) {
 	t.Helper()
 	ctx := context.Background()
-	live, err := projections.Dump(ctx, pool, "analytics")
+	live, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func assertRebuildEqualsLive(t *testing.T, pool *pgxpool.Pool, env []string) {
 		defer rb.mu.Unlock()
 		t.Fatalf("projector rebuild: %v\n%s", err, tail(rb.out.String(), 20))
 	}
-	rebuilt, err := projections.Dump(ctx, pool, "analytics")
+	rebuilt, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,10 @@ import (
 // differs. Bump it on any DDL or semantics change.
 const Version = "3"
 
+// Tables lists the tables of an analytics schema that hold projected rows (with _meta), in
+// dependency order: what a rebuild analyzes before the swap.
+var Tables = []string{"_meta", "webinars", "webinar_times", "registrants", "joins", "sessions", "session_attendees", "attendance"}
+
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
