@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
 
@@ -319,7 +320,7 @@ func countLog(ctx context.Context, dbURL string) (int64, error) {
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM watermill_gotowebinar_events`).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+eventlog.Table).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count log: %w", err)
 	}
 	return n, nil
