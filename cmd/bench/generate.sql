@@ -4,6 +4,11 @@
 -- does not name (only internal/eventlog names the log's tables). The stream: 1,000
 -- webinar.created, 200 webinar.changed, then registrant.added and registrant.joined in a 2:1
 -- ratio (every joined event is for the registrant added just before it), over 1,000 webinars.
+--
+-- Not internal/scenario, on purpose: the benchmarks need logs of 500,000 to 1,000,000 events,
+-- generated inside PostgreSQL in one statement per chunk, without sending every payload from
+-- the client; and a benchmark needs no exact expected figures. Only the benchmark's own test
+-- (ceiling_test.go) uses this stream; the other tests use scenario.
 SELECT gen_random_uuid()::text, e.payload, '{"signature_verified":"true"}'::json, pg_current_xact_id()
 FROM generate_series($1::bigint, $2::bigint) AS g
 CROSS JOIN LATERAL (
