@@ -5,8 +5,9 @@
 // Files are valid SQL on their own and name the analytics tables unqualified: the caller sets
 // search_path for its transaction (internal/projections), so the same SQL builds and
 // maintains "analytics" and a shadow schema such as "analytics_rebuild". The one composition
-// left is of the staging INSERT (projections/stage_insert.sql) with the source it reads
-// ({{source}}) and the table it fills ({{stage}}).
+// left is of the staging INSERT (projections/stage_insert.sql): it marks the source it reads
+// and the table it fills with comments, /* TEMPLATE_BEGIN: name */ … /* TEMPLATE_END */, as
+// River's sqlctemplate does, around defaults that make it the live apply's statement.
 package sql
 
 import "embed"

@@ -8,17 +8,30 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/projections"
 )
 
 // ceilingSchema is the scratch schema the ceiling statement writes into.
 const ceilingSchema = "bench_ceiling"
 
-// ceilingSQL is the set-based ceiling: one INSERT … SELECT … ON CONFLICT building
-// bench_ceiling.registrants straight from the log's registrant.added rows.
+// ceilingInsert is the set-based ceiling: one INSERT … SELECT … ON CONFLICT building
+// bench_ceiling.registrants straight from the log's registrant.added rows, read from the CTE
+// of ceilingSource.
 //
 //go:embed ceiling.sql
-var ceilingSQL string
+var ceilingInsert string
+
+// ceilingSource is the CTE ceiling.sql reads: the log's registrant.added rows. MATERIALIZED
+// parses each payload once; inlined, every ->> of the INSERT would re-parse the JSON.
+const ceilingSource = `WITH e AS MATERIALIZED (
+    SELECT l."offset" AS pos, l.payload::jsonb AS p
+    FROM ` + eventlog.Table + ` l
+    WHERE l.event_name = 'registrant.added'
+)
+`
+
+var ceilingSQL = ceilingSource + ceilingInsert
 
 // runCeiling times the ceiling into a scratch schema of the same shape as analytics, and
 // returns its duration and the rows it wrote. The schema is dropped afterwards unless keep.

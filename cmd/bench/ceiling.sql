@@ -1,12 +1,8 @@
 -- The performance ceiling for rebuilds: ONE statement that builds registrants straight from
 -- the log's registrant.added rows (no staging, no counters, no other tables). For a log of
 -- registrant.added events it yields exactly the rows a rebuild does (TestCeilingMatchesRebuild).
--- MATERIALIZED parses each payload once; inlined, every ->> below would re-parse the JSON.
-WITH e AS MATERIALIZED (
-    SELECT l."offset" AS pos, l.payload::jsonb AS p
-    FROM watermill_gotowebinar_events l
-    WHERE l.event_name = 'registrant.added'
-)
+-- It reads the log's rows from a CTE e (pos, p: the offset and the payload as jsonb) that
+-- ceiling.go puts in front (ceilingSource), since only internal/eventlog names the log's table.
 INSERT INTO bench_ceiling.registrants AS r (
     webinar_key, registrant_key, email, first_name, last_name, organization, job_title,
     phone, industry, comments, registration_date, registration_source, status, join_url,

@@ -11,6 +11,7 @@ import (
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 )
 
 // TestCeilingMatchesRebuild: the baseline of bench-replay builds the same registrants rows
@@ -49,11 +50,11 @@ func TestCeilingMatchesRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := projections.Dump(ctx, conn, "rebuild")
+	want, err := projectionstest.Dump(ctx, conn, "rebuild")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := projections.Dump(ctx, conn, ceilingSchema)
+	got, err := projectionstest.Dump(ctx, conn, ceilingSchema)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ SELECT d.calls,
        1 + count(*) FILTER (WHERE e.event_name = 'turnout.session.snapshot')
          + ceil(count(*) FILTER (WHERE e.event_name = 'turnout.registrant.snapshot') / $1::numeric)::int
 FROM reconcile_done d
-JOIN watermill_gotowebinar_events e ON e.payload->>'webinarKey' = d.webinar_key
+JOIN `+eventlog.Table+` e ON e.payload->>'webinarKey' = d.webinar_key
 GROUP BY d.webinar_key, d.calls`, g2wrest.DefaultPageSize)
 	if err != nil {
 		return fmt.Errorf("read calls per webinar: %w", err)
@@ -147,7 +147,7 @@ func appendFloor(ctx context.Context, admin string, src *pgxpool.Pool, perWebina
 		return 0, fmt.Errorf("open pool: %w", err)
 	}
 	defer dst.Close()
-	rows, err := src.Query(ctx, `SELECT payload::text, event_name, event_key FROM watermill_gotowebinar_events ORDER BY "offset"`)
+	rows, err := src.Query(ctx, `SELECT payload::text, event_name, event_key FROM `+eventlog.Table+` ORDER BY "offset"`)
 	if err != nil {
 		return 0, fmt.Errorf("read log: %w", err)
 	}

@@ -13,11 +13,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/migrations"
 )
 
+// generateRows selects rows of the synthetic stream; generateSQL appends them to the log.
+//
 //go:embed generate.sql
-var generateSQL string
+var generateRows string
+
+var generateSQL = `INSERT INTO ` + eventlog.Table + ` (uuid, payload, metadata, transaction_id)
+` + generateRows
 
 func benchReplay(ctx context.Context, admin string, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
@@ -46,7 +52,7 @@ func benchReplay(ctx context.Context, admin string, args []string) error {
 			return fmt.Errorf("generate events: %w", err)
 		}
 	}
-	if _, err := conn.Exec(ctx, "VACUUM ANALYZE watermill_gotowebinar_events"); err != nil {
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+eventlog.Table); err != nil {
 		return fmt.Errorf("vacuum log: %w", err)
 	}
 	fmt.Printf("generated %d events into a fresh log in %s\n", *events, time.Since(start).Round(time.Millisecond))

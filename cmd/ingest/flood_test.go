@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/ingest"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/webhook"
@@ -207,7 +208,7 @@ func TestFloodsKeepMemoryBoundedAndAnswerAuthenticDeliveries(t *testing.T) {
 	}
 	var n int
 	if err := pool.QueryRow(context.Background(),
-		`SELECT count(*) FROM watermill_gotowebinar_events WHERE event_key LIKE 'flood-%'`).Scan(&n); err != nil {
+		`SELECT count(*) FROM `+eventlog.Table+` WHERE event_key LIKE 'flood-%'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != len(results) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/ingest"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/webhook"
@@ -228,7 +229,7 @@ func TestGracefulShutdownLosesNoAcknowledgedDelivery(t *testing.T) {
 		t.Fatal("run did not return within 30s of cancellation")
 	}
 
-	rows, err := pool.Query(context.Background(), `SELECT event_key FROM watermill_gotowebinar_events`)
+	rows, err := pool.Query(context.Background(), `SELECT event_key FROM `+eventlog.Table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestRunServesWithTheWindowAndLimits(t *testing.T) {
 			t.Errorf("%s: got %d %s, want %d", tt.name, code, resp, tt.want)
 		}
 	}
-	rows, err := pool.Query(context.Background(), `SELECT event_key FROM watermill_gotowebinar_events`)
+	rows, err := pool.Query(context.Background(), `SELECT event_key FROM `+eventlog.Table)
 	if err != nil {
 		t.Fatal(err)
 	}

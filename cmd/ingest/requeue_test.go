@@ -54,7 +54,7 @@ func TestRequeueAdmitsAfterTheKeyIsAdded(t *testing.T) {
 		VALUES ('schema', '/email: not a valid email', true, '{}', $1)`, intl); err != nil {
 		t.Fatal(err)
 	}
-	if n := countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events`); n != 0 {
+	if n := countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table); n != 0 {
 		t.Fatalf("log has %d rows before requeue", n)
 	}
 
@@ -66,7 +66,7 @@ func TestRequeueAdmitsAfterTheKeyIsAdded(t *testing.T) {
 	if !strings.Contains(out, "would admit") || !strings.Contains(out, ": 4\n") {
 		t.Errorf("dry run printed:\n%s", out)
 	}
-	if n := countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events`); n != 0 {
+	if n := countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table); n != 0 {
 		t.Fatalf("the dry run wrote %d log rows", n)
 	}
 	out = requeue(t, vars)
@@ -75,7 +75,7 @@ func TestRequeueAdmitsAfterTheKeyIsAdded(t *testing.T) {
 			t.Errorf("requeue output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events
+	if n := countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table+`
 		WHERE signature_verified AND metadata->>'admitted_by' LIKE 'requeue %'`); n != 4 {
 		t.Errorf("log has %d re-admitted rows, want 4", n)
 	}
@@ -102,7 +102,7 @@ func TestRequeueAdmitsAfterTheKeyIsAdded(t *testing.T) {
 	if !strings.Contains(out, "): 0\n") || !strings.Contains(out, "already in the log (marked admitted): 0") {
 		t.Errorf("second requeue printed:\n%s", out)
 	}
-	if n := countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events`); n != 4 {
+	if n := countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table); n != 4 {
 		t.Errorf("log has %d rows after the second requeue, want 4", n)
 	}
 	if n := countRows(t, pool, `SELECT (SELECT count(*) FROM ingest_unverified) + (SELECT count(*) FROM ingest_quarantine)`); n != 4 {
@@ -128,7 +128,7 @@ func TestRequeueWithoutTheKeyAdmitsNothingUnverified(t *testing.T) {
 	if !strings.Contains(out, "): 0\n") || !strings.Contains(out, "unverified\tsignature\t1") {
 		t.Errorf("requeue printed:\n%s", out)
 	}
-	if n := countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events`); n != 0 {
+	if n := countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table); n != 0 {
 		t.Errorf("log has %d rows, want 0", n)
 	}
 }
@@ -214,7 +214,7 @@ func countRows(t *testing.T, pool *pgxpool.Pool, query string) int {
 func projectAll(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for countRows(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events
+	for countRows(t, pool, `SELECT count(*) FROM `+eventlog.Table+`
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`) < n {
 		if time.Now().After(deadline) {
 			t.Fatal("log rows not visible within 30s")

@@ -18,6 +18,7 @@ import (
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/projector"
 )
 
@@ -163,7 +164,7 @@ func logPayloads(t *testing.T, pool *pgxpool.Pool, webinar, registrant string) [
 // figures are the conversion views, which forgetting must not change.
 func figures(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	t.Helper()
-	d, err := projections.DumpPublic(context.Background(), pool, projector.Schema)
+	d, err := projectionstest.DumpPublic(context.Background(), pool, projector.Schema)
 	if err != nil {
 		t.Fatalf("dump figures: %v", err)
 	}

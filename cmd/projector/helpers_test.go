@@ -22,15 +22,20 @@ import (
 
 	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/projector"
 	"github.com/turnout-analytics/turnout/internal/rebuild"
+	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
-// generator builds realistic GoToWebinar payloads from the domain package's samples,
-// with 19-digit keys as bare JSON integers, as live GoTo sends them.
+// generator makes the tests' streams: stream takes them from internal/scenario (the one
+// scenario generator), and event builds single hand-made events (a poison event, a person
+// to forget) from the domain package's samples, with 19-digit keys as bare JSON integers, as
+// live GoTo sends them.
 type generator struct {
 	r         *rand.Rand
 	seq       int
+	webinars  int // webinars streamed so far: the next stream's first ordinal
 	templates map[string]map[string]any
 }
 
@@ -53,10 +58,6 @@ func newGenerator(t *testing.T, seed int64) *generator {
 	return g
 }
 
-func key(base, n int) json.Number {
-	return json.Number(fmt.Sprint(int64(base)*1_000_000_000_000 + int64(n)))
-}
-
 func (g *generator) event(template string, set map[string]any) []byte {
 	g.seq++
 	p := map[string]any{}
@@ -77,29 +78,14 @@ func (g *generator) event(template string, set map[string]any) []byte {
 }
 
 // stream returns the events of `webinars` webinars with about regs registrants each, in a
-// shuffled order (projections must not depend on it).
+// shuffled order (projections must not depend on it). Successive streams of one generator
+// have disjoint keys, so a test can append more of the same account to a log.
 func (g *generator) stream(webinars, regs int) [][]byte {
-	var out [][]byte
-	for w := 0; w < webinars; w++ {
-		wk := key(9100001, g.r.Intn(1_000_000)*100+w)
-		out = append(out, g.event("webinar_created", map[string]any{"webinarKey": wk, "webinarTitle": fmt.Sprintf("Webinar %d", w)}))
-		if g.r.Intn(2) == 0 {
-			out = append(out, g.event("webinar_changed", map[string]any{"webinarKey": wk, "webinarTitle": fmt.Sprintf("Webinar %d (updated)", w)}))
-		}
-		for r := 0; r < regs; r++ {
-			rk := key(9223371, w*1000+r)
-			out = append(out, g.event("registrant_added", map[string]any{
-				"webinarKey": wk, "registrantKey": rk, "email": fmt.Sprintf("r%d.%d@example.com", w, r),
-				"registrationSource": []string{"email", "linkedin", "website"}[g.r.Intn(3)],
-			}))
-			if g.r.Intn(3) > 0 {
-				out = append(out, g.event("registrant_joined", map[string]any{
-					"webinarKey": wk, "registrantKey": rk, "sessionKey": key(28, w),
-					"joinTime": json.Number(fmt.Sprint(1772442000000 + int64(g.seq)*1000)),
-				}))
-			}
-		}
-	}
+	sc := scenario.GenerateWith(scenario.Options{
+		Seed: g.r.Uint64(), Webinars: webinars, RegistrantsPerWebinar: regs, JoinRate: 0.67, FirstWebinar: g.webinars,
+	})
+	g.webinars += webinars
+	out := sc.Events
 	g.r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
@@ -279,7 +265,7 @@ func reference(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	if err := rebuild.ApplyRange(ctx, tx, "reference", eventlog.Position{}, end, func(eventlog.Record, error) {}); err != nil {
 		t.Fatalf("apply log to reference: %v", err)
 	}
-	d, err := projections.Dump(ctx, tx, "reference")
+	d, err := projectionstest.Dump(ctx, tx, "reference")
 	if err != nil {
 		t.Fatalf("dump reference: %v", err)
 	}
@@ -288,7 +274,7 @@ func reference(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 
 func dump(t *testing.T, pool *pgxpool.Pool, schema string) map[string][]string {
 	t.Helper()
-	d, err := projections.Dump(context.Background(), pool, schema)
+	d, err := projectionstest.Dump(context.Background(), pool, schema)
 	if err != nil {
 		t.Fatalf("dump %s: %v", schema, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/migrations"
 )
@@ -51,12 +52,11 @@ BEGIN
     PERFORM %[1]s.fire(TG_TABLE_NAME || ' ' || TG_OP);
     RETURN NULL;
 END $f$;
-CREATE TABLE %[1]s.watermill_offsets_gotowebinar_events (
-    consumer_group varchar(255) PRIMARY KEY, offset_acked bigint, last_processed_transaction_id xid8 NOT NULL);
-CREATE TRIGGER trap BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %[1]s.watermill_offsets_gotowebinar_events
+CREATE TABLE %[1]s.`+eventlog.OffsetsTable+` (LIKE public.`+eventlog.OffsetsTable+`);
+CREATE TRIGGER trap BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %[1]s.`+eventlog.OffsetsTable+`
     FOR EACH STATEMENT EXECUTE FUNCTION %[1]s.fire_trigger();
-CREATE VIEW %[1]s.watermill_gotowebinar_events AS
-    SELECT * FROM public.watermill_gotowebinar_events WHERE %[1]s.fire('log view');
+CREATE VIEW %[1]s.`+eventlog.Table+` AS
+    SELECT * FROM public.`+eventlog.Table+` WHERE %[1]s.fire('log view');
 CREATE VIEW %[1]s.ingest_quarantine AS SELECT 1 AS id WHERE %[1]s.fire('quarantine view');
 CREATE VIEW %[1]s.schema_migrations AS
     SELECT 999::bigint AS version, false AS dirty WHERE %[1]s.fire('schema_migrations view');
@@ -99,7 +99,7 @@ func TestOwnerRunCodeNeverRunsLookalikes(t *testing.T) {
 	if _, err := conn.Exec(ctx, `SELECT version FROM schema_migrations`); err != nil {
 		t.Fatalf("control query: %v", err)
 	}
-	if _, err := conn.Exec(ctx, `UPDATE watermill_offsets_gotowebinar_events SET offset_acked = offset_acked`); err != nil {
+	if _, err := conn.Exec(ctx, `UPDATE `+eventlog.OffsetsTable+` SET consumer_group = consumer_group`); err != nil {
 		t.Fatalf("control query: %v", err)
 	}
 	conn.Close(ctx)

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/projector"
 	"github.com/turnout-analytics/turnout/migrations"
 )
@@ -179,7 +179,7 @@ func TestDumpRestoreIntoANewCluster(t *testing.T) {
 
 func publicFigures(t *testing.T, pool *pgxpool.Pool) map[string][]string {
 	t.Helper()
-	d, err := projections.DumpPublic(context.Background(), pool, projector.Schema)
+	d, err := projectionstest.DumpPublic(context.Background(), pool, projector.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/g2wapi"
 	"github.com/turnout-analytics/turnout/internal/g2wctl"
 	"github.com/turnout-analytics/turnout/internal/g2wsim"
@@ -89,7 +90,7 @@ func logFigures(t *testing.T, pool *pgxpool.Pool) map[string]scenario.Figures {
 WITH k AS (
     SELECT payload->>'webinarKey' AS w, payload->>'registrantKey' AS r,
            event_name IN ('registrant.joined', 'turnout.attendance.snapshot') AS attended
-    FROM watermill_gotowebinar_events
+    FROM `+eventlog.Table+`
     WHERE event_name IN ('registrant.added', 'registrant.joined', 'turnout.registrant.snapshot', 'turnout.attendance.snapshot'))
 SELECT w, count(DISTINCT r), count(DISTINCT r) FILTER (WHERE attended) FROM k GROUP BY w`)
 	if err != nil {
@@ -112,7 +113,7 @@ SELECT w, count(DISTINCT r), count(DISTINCT r) FILTER (WHERE attended) FROM k GR
 
 func logCount(t *testing.T, pool *pgxpool.Pool) (n int) {
 	t.Helper()
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM watermill_gotowebinar_events`).Scan(&n); err != nil {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM `+eventlog.Table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -163,7 +164,7 @@ func buildAnalytics(t *testing.T, pool *pgxpool.Pool, schema string) map[string]
 		if err := projections.Create(t.Context(), tx, schema); err != nil {
 			return err
 		}
-		rows, err := tx.Query(t.Context(), `SELECT "offset", received_at, payload::text FROM watermill_gotowebinar_events ORDER BY "offset"`)
+		rows, err := tx.Query(t.Context(), `SELECT "offset", received_at, payload::text FROM `+eventlog.Table+` ORDER BY "offset"`)
 		if err != nil {
 			return err
 		}
@@ -269,7 +270,7 @@ SELECT payload->>'webinarKey', payload->>'sessionKey', payload->>'registrantKey'
        (payload->'snapshot'->>'attendanceTimeInSeconds')::int,
        (SELECT coalesce(sum(extract(epoch FROM (i->>'leaveTime')::timestamptz - (i->>'joinTime')::timestamptz)), 0)::int
         FROM json_array_elements(payload->'snapshot'->'attendance') i)
-FROM watermill_gotowebinar_events WHERE event_name = 'turnout.attendance.snapshot'`)
+FROM `+eventlog.Table+` WHERE event_name = 'turnout.attendance.snapshot'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,14 +388,14 @@ func TestCrashResume(t *testing.T) {
 	}
 	// The event keys are unique by construction (the dedup table); the same holds for log rows.
 	var dupes int
-	if err := pool.QueryRow(t.Context(), `SELECT count(*) - count(DISTINCT event_key) FROM watermill_gotowebinar_events`).Scan(&dupes); err != nil || dupes != 0 {
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) - count(DISTINCT event_key) FROM `+eventlog.Table).Scan(&dupes); err != nil || dupes != 0 {
 		t.Fatalf("%d events appended twice (%v)", dupes, err)
 	}
 }
 
 func logKeys(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT event_key FROM watermill_gotowebinar_events ORDER BY event_key`)
+	rows, err := pool.Query(t.Context(), `SELECT event_key FROM `+eventlog.Table+` ORDER BY event_key`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,7 @@ func deliver(t *testing.T, base string, body []byte, i int) {
 // waitVisible polls until n log rows are visible to the rebuild's snapshot rule.
 func waitVisible(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	const q = `SELECT count(*) FROM watermill_gotowebinar_events
+	const q = `SELECT count(*) FROM ` + eventlog.Table + `
 	           WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
 	deadline := time.Now().Add(30 * time.Second)
 	for {

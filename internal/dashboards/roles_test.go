@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/projector"
 )
 
@@ -23,7 +24,7 @@ func TestRoles(t *testing.T) {
 	ctx := t.Context()
 
 	var stored, webinars, owned int
-	if err := p.admin.QueryRow(ctx, `SELECT count(*) FROM watermill_gotowebinar_events`).Scan(&stored); err != nil {
+	if err := p.admin.QueryRow(ctx, `SELECT count(*) FROM `+eventlog.Table).Scan(&stored); err != nil {
 		t.Fatalf("count log rows: %v", err)
 	}
 	if stored != len(p.scenario.Events) {
@@ -44,9 +45,9 @@ func TestRoles(t *testing.T) {
 	denied := []struct {
 		role, sql string
 	}{
-		{"turnout_reader", `SELECT count(*) FROM watermill_gotowebinar_events`},
+		{"turnout_reader", `SELECT count(*) FROM ` + eventlog.Table},
 		{"turnout_reader", `SELECT count(*) FROM ingest_quarantine`},
-		{"turnout_reader", `SELECT count(*) FROM watermill_offsets_gotowebinar_events`},
+		{"turnout_reader", `SELECT count(*) FROM ` + eventlog.OffsetsTable},
 		{"turnout_reader", `UPDATE analytics.webinars SET registrant_count = 0`},
 		{"turnout_reader", `DELETE FROM analytics.registrants`},
 		{"turnout_reader", `CREATE TABLE analytics.mine (a int)`},
@@ -55,14 +56,14 @@ func TestRoles(t *testing.T) {
 		{"turnout_reader", `SELECT public.turnout_create_schema('analytics_retired')`},
 		{"turnout_reader", `CALL public.turnout_hand_over_analytics()`},
 		{"turnout_ingest", `SELECT public.turnout_rename_schema('analytics', 'analytics_retired')`},
-		{"turnout_ingest", `SELECT payload FROM watermill_gotowebinar_events`},
-		{"turnout_ingest", `UPDATE watermill_gotowebinar_events SET metadata = '{}'`},
+		{"turnout_ingest", `SELECT payload FROM ` + eventlog.Table},
+		{"turnout_ingest", `UPDATE ` + eventlog.Table + ` SET metadata = '{}'`},
 		{"turnout_ingest", `SELECT body FROM ingest_quarantine`},
 		{"turnout_ingest", `SELECT received_at FROM ingest_event_keys`},
 		{"turnout_ingest", `DELETE FROM ingest_event_keys`},
 		{"turnout_ingest", `SELECT count(*) FROM analytics.webinar_conversion`},
-		{"turnout_ingest", `UPDATE watermill_offsets_gotowebinar_events SET offset_acked = 0`},
-		{"turnout_projector", `INSERT INTO watermill_gotowebinar_events (uuid, payload, transaction_id) VALUES ('x', '{}', pg_current_xact_id())`},
+		{"turnout_ingest", `UPDATE ` + eventlog.OffsetsTable + ` SET consumer_group = consumer_group`},
+		{"turnout_projector", `INSERT INTO ` + eventlog.Table + ` (uuid, payload, transaction_id) VALUES ('x', '{}', pg_current_xact_id())`},
 		{"turnout_projector", `SELECT count(*) FROM ingest_quarantine`},
 		{"turnout_projector", `DELETE FROM ingest_event_keys`},
 		{"turnout_projector", `CREATE SCHEMA mine`},
@@ -103,7 +104,7 @@ func TestLiveProjectorAsItsRole(t *testing.T) {
 	const webinar = "9100000000000000101"
 	want := p.scenario.Expected[webinar].Registrants + 1
 	if _, err := p.admin.Exec(ctx, `
-		INSERT INTO watermill_gotowebinar_events (uuid, payload, metadata, transaction_id)
+		INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id)
 		VALUES (gen_random_uuid()::text, $1::json, '{"signature_verified":"true"}', pg_current_xact_id())`,
 		`{"eventName":"registrant.added","eventVersion":"1.0.0","product":"g2w","eventKey":"live-role-test",
 		  "webinarKey":9100000000000000101,"registrantKey":5199999999999999999,"email":"late@example.com"}`); err != nil {

@@ -26,8 +26,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
-	"github.com/turnout-analytics/turnout/internal/projections"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 	"github.com/turnout-analytics/turnout/internal/scenario"
 )
 
@@ -311,7 +312,7 @@ func TestProjectorKilledRepeatedlyEqualsCleanRebuild(t *testing.T) {
 	waitCaughtUp(t, pool)
 	p.kill()
 	t.Logf("live projector SIGKILLed 5 times over %d events, then caught up", len(evs))
-	live, err := projections.Dump(ctx, pool, "analytics")
+	live, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestProjectorKilledRepeatedlyEqualsCleanRebuild(t *testing.T) {
 		if rb.cmd.ProcessState.Success() {
 			t.Fatalf("round %d: the rebuild finished before it was killed: make the log bigger", i)
 		}
-		after, err := projections.Dump(ctx, pool, "analytics")
+		after, err := projectionstest.Dump(ctx, pool, "analytics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,13 +349,13 @@ func assertLoggedOnce(t *testing.T, pool *pgxpool.Pool, acked map[string]bool) (
 	t.Helper()
 	ctx := context.Background()
 	var distinct int
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT event_key) FROM watermill_gotowebinar_events`).Scan(&rows, &distinct); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT event_key) FROM `+eventlog.Table).Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if rows != distinct {
 		t.Errorf("log holds %d rows for %d distinct event keys: something was stored twice", rows, distinct)
 	}
-	keys, err := pool.Query(ctx, `SELECT event_key FROM watermill_gotowebinar_events`)
+	keys, err := pool.Query(ctx, `SELECT event_key FROM `+eventlog.Table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +397,7 @@ func appendToLog(t *testing.T, pool *pgxpool.Pool, bodies [][]byte) {
 			payloads[i] = string(b)
 		}
 		_, err := pool.Exec(context.Background(), `
-			INSERT INTO watermill_gotowebinar_events (uuid, payload, metadata, transaction_id)
+			INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id)
 			SELECT gen_random_uuid()::text, p::json, '{"signature_verified":"true"}', pg_current_xact_id()
 			FROM unnest($1::text[]) AS p`, payloads)
 		if err != nil {
@@ -405,7 +406,7 @@ func appendToLog(t *testing.T, pool *pgxpool.Pool, bodies [][]byte) {
 	}
 }
 
-// waitCaughtUp waits until the live consumer's offset is the last row of the log.
+// waitCaughtUp waits until the live consumer's position is at the last row of the log.
 func waitCaughtUp(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	waitCaughtUpWithin(t, pool, 120*time.Second)
@@ -414,13 +415,14 @@ func waitCaughtUp(t *testing.T, pool *pgxpool.Pool) {
 func waitCaughtUpWithin(t *testing.T, pool *pgxpool.Pool, within time.Duration) {
 	t.Helper()
 	waitFor(t, within, "the projector to catch up", func() (bool, error) {
+		pos, err := eventlog.ReadPosition(context.Background(), pool, "projector")
+		if err != nil {
+			return false, err
+		}
 		var ok bool
-		err := pool.QueryRow(context.Background(), `
-			SELECT coalesce((SELECT o.offset_acked = l."offset" AND o.last_processed_transaction_id = l.transaction_id
-			                 FROM watermill_offsets_gotowebinar_events o,
-			                      (SELECT "offset", transaction_id FROM watermill_gotowebinar_events
-			                       ORDER BY transaction_id DESC, "offset" DESC LIMIT 1) l
-			                 WHERE o.consumer_group = 'projector'), false)`).Scan(&ok)
+		err = pool.QueryRow(context.Background(), `SELECT NOT EXISTS (SELECT FROM `+eventlog.Table+` l
+			WHERE (l.epoch, l.transaction_id, l."offset") > ($1::integer, $2::text::xid8, $3::bigint))`,
+			pos.Epoch, strconv.FormatUint(pos.TxID, 10), pos.Offset).Scan(&ok)
 		return ok, err
 	})
 }
@@ -430,7 +432,7 @@ func waitCaughtUpWithin(t *testing.T, pool *pgxpool.Pool, within time.Duration) 
 func assertRebuildEqualsLive(t *testing.T, pool *pgxpool.Pool, env []string) {
 	t.Helper()
 	ctx := context.Background()
-	live, err := projections.Dump(ctx, pool, "analytics")
+	live, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +442,7 @@ func assertRebuildEqualsLive(t *testing.T, pool *pgxpool.Pool, env []string) {
 		defer rb.mu.Unlock()
 		t.Fatalf("projector rebuild: %v\n%s", err, tail(rb.out.String(), 20))
 	}
-	rebuilt, err := projections.Dump(ctx, pool, "analytics")
+	rebuilt, err := projectionstest.Dump(ctx, pool, "analytics")
 	if err != nil {
 		t.Fatal(err)
 	}

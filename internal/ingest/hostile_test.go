@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
@@ -252,7 +253,7 @@ func TestHostileDeliveries(t *testing.T) {
 				if tt.stored {
 					var payload, webinar string
 					err := pool.QueryRow(context.Background(), `
-						SELECT payload::text, payload->>'webinarKey' FROM watermill_gotowebinar_events
+						SELECT payload::text, payload->>'webinarKey' FROM `+eventlog.Table+`
 						ORDER BY "offset" DESC LIMIT 1`).Scan(&payload, &webinar)
 					if err != nil {
 						t.Fatal(err)
@@ -409,7 +410,7 @@ func TestSlowSendersAreCutOff(t *testing.T) {
 		t.Errorf("delivery after the slow senders: %d %s", code, resp)
 	}
 
-	if n := count(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events WHERE event_key LIKE 'slow-sender-_'`); n != 0 {
+	if n := count(t, pool, `SELECT count(*) FROM `+eventlog.Table+` WHERE event_key LIKE 'slow-sender-_'`); n != 0 {
 		t.Errorf("%d slow deliveries in the log", n)
 	}
 	for q, want := range map[string]int{countLog: 2, countKeys: 2, countQuarantine: 0} {

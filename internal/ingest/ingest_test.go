@@ -116,7 +116,7 @@ func count(t testing.TB, pool *pgxpool.Pool, query string, args ...any) int {
 }
 
 const (
-	countLog        = `SELECT count(*) FROM watermill_gotowebinar_events`
+	countLog        = `SELECT count(*) FROM ` + eventlog.Table
 	countKeys       = `SELECT count(*) FROM ingest_event_keys`
 	countQuarantine = `SELECT count(*) FROM ingest_quarantine`
 	countUnverified = `SELECT count(*) FROM ingest_unverified`
@@ -139,7 +139,7 @@ func TestSignedDeliveryIsStoredRaw(t *testing.T) {
 	)
 	err := pool.QueryRow(context.Background(), `
 		SELECT payload::text, event_name, event_key, signature_verified, payload->>'registrantKey'
-		FROM watermill_gotowebinar_events`).Scan(&payload, &name, &key, &verified, &registrant)
+		FROM `+eventlog.Table).Scan(&payload, &name, &key, &verified, &registrant)
 	if err != nil {
 		t.Fatalf("read log row: %v", err)
 	}
@@ -347,7 +347,7 @@ func TestConcurrentRedeliveryIsStoredOnce(t *testing.T) {
 			if n := count(t, pool, countLog); n != tt.events {
 				t.Errorf("log has %d rows, want %d", n, tt.events)
 			}
-			if n := count(t, pool, `SELECT count(DISTINCT event_key) FROM watermill_gotowebinar_events`); n != tt.events {
+			if n := count(t, pool, `SELECT count(DISTINCT event_key) FROM `+eventlog.Table); n != tt.events {
 				t.Errorf("log has %d distinct event keys, want %d", n, tt.events)
 			}
 			if got := testutil.ToFloat64(svc.metrics.duplicates); got != float64(tt.events*(tt.copies-1)) {
@@ -525,7 +525,7 @@ func TestSignatureModes(t *testing.T) {
 			if code, resp := post(t, base, body, tt.header); code != tt.want {
 				t.Fatalf("got %d %s, want %d", code, resp, tt.want)
 			}
-			if n := count(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events WHERE signature_verified`); n != tt.inLog {
+			if n := count(t, pool, `SELECT count(*) FROM `+eventlog.Table+` WHERE signature_verified`); n != tt.inLog {
 				t.Errorf("verified log rows: %d, want %d", n, tt.inLog)
 			}
 			for q, want := range map[string]int{countLog: tt.inLog, countKeys: tt.inLog, countUnverified: tt.inUnverified} {
@@ -554,7 +554,7 @@ func TestObserveModeForgeryCannotClaimAnEventKey(t *testing.T) {
 		t.Fatalf("authentic delivery after the forgery: got %d %s, want 200 stored", code, resp)
 	}
 	var payload string
-	if err := pool.QueryRow(context.Background(), `SELECT payload::text FROM watermill_gotowebinar_events`).Scan(&payload); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT payload::text FROM `+eventlog.Table).Scan(&payload); err != nil {
 		t.Fatal(err)
 	}
 	if payload != string(authentic) {
@@ -634,7 +634,7 @@ func TestClientHangupDoesNotBreakTheBatch(t *testing.T) {
 		if c == http.StatusOK {
 			stored++
 			key := fmt.Sprintf("dddddddd-0000-4000-8000-%012d", i)
-			if count(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events WHERE event_key = $1`, key) != 1 {
+			if count(t, pool, `SELECT count(*) FROM `+eventlog.Table+` WHERE event_key = $1`, key) != 1 {
 				t.Errorf("delivery %d acknowledged but not in the log", i)
 			}
 		}
@@ -668,7 +668,7 @@ func TestStoreAppend(t *testing.T) {
 		t.Errorf("outcomes: %v, want %v", got, want)
 	}
 	// Log order within a batch follows the batch order.
-	rows, err := pool.Query(ctx, `SELECT event_key FROM watermill_gotowebinar_events ORDER BY transaction_id, "offset"`)
+	rows, err := pool.Query(ctx, `SELECT event_key FROM `+eventlog.Table+` ORDER BY transaction_id, "offset"`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestRealWorldShapes(t *testing.T) {
 			var payload, quality string
 			err := pool.QueryRow(context.Background(), `
 				SELECT payload::text, coalesce(metadata->>'data_quality', '')
-				FROM watermill_gotowebinar_events WHERE payload::text = $1`, string(tt.body)).Scan(&payload, &quality)
+				FROM `+eventlog.Table+` WHERE payload::text = $1`, string(tt.body)).Scan(&payload, &quality)
 			if err != nil {
 				t.Fatalf("log row: %v", err)
 			}
@@ -170,7 +170,7 @@ func rebuildWhenVisible(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
-	for count(t, pool, `SELECT count(*) FROM watermill_gotowebinar_events
+	for count(t, pool, `SELECT count(*) FROM `+eventlog.Table+`
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("log rows not visible to the reader within 30s")

@@ -214,7 +214,11 @@ func PrefetchLog(ctx context.Context, tx pgx.Tx, schema, table string, after, up
 	if _, err := tx.Exec(ctx, "CREATE UNLOGGED TABLE "+target+" (LIKE "+stageTable+")"); err != nil {
 		return 0, fmt.Errorf("create prefetch table: %w", err)
 	}
-	tag, err := tx.Exec(ctx, strings.ReplaceAll(st.prefetchLog, "{{stage}}", target), logRange(after, upTo, math.MaxInt32)...)
+	prefetch, err := fillTemplate(st.stageLog, "stage", target)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, prefetch, logRange(after, upTo, math.MaxInt32)...)
 	if err != nil {
 		return 0, fmt.Errorf("prefetch log rows after %v: %w", after, err)
 	}

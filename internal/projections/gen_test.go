@@ -20,6 +20,13 @@ var (
 
 // generator builds realistic payloads. Keys are 19-digit numbers sent at random as JSON
 // integers or strings, as live GoTo and the spec disagree.
+//
+// It is not internal/scenario, on purpose: the property tests here need the inputs a
+// realistic account does not produce and scenario's exact Expected figures could not
+// describe: keys as JSON strings, events without a timestamp, re-registrations with changed
+// attributes, webinars known only from registrant events, joins without any registration;
+// and Events with offsets and receive times derived from the generation order. The
+// end-to-end tests (cmd/projector, internal/dashboards, internal/faults) build on scenario.
 type generator struct {
 	r      *rand.Rand
 	seq    int // event counter: event timestamps and receive times follow it

@@ -30,6 +30,10 @@ import (
 // differs. Bump it on any DDL or semantics change.
 const Version = "3"
 
+// Tables lists the tables of an analytics schema that hold projected rows (with _meta), in
+// dependency order: what a rebuild analyzes before the swap.
+var Tables = []string{"_meta", "webinars", "webinar_times", "registrants", "joins", "sessions", "session_attendees", "attendance"}
+
 // Querier is what read-only helpers need: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -128,7 +132,6 @@ func StoredVersion(ctx context.Context, q Querier, schema string) (version strin
 type statements struct {
 	schema, views, meta                                       string
 	stageCreate, stageClear, stageEvents, stageLog, stageLast string
-	prefetchLog                                               string
 	webinarCreated, webinarChanged                            string
 	timesDelete, timesInsert                                  string
 	registrants                                               string
@@ -136,8 +139,27 @@ type statements struct {
 	park, progress                                            string
 }
 
-// stageTable is the session's staging table, which the projection statements read.
+// stageTable is the session's staging table, which the projection statements read: the
+// default of stage_insert.sql's "stage" region.
 const stageTable = "pg_temp.turnout_stage"
+
+// fillTemplate returns sql with its region /* TEMPLATE_BEGIN: name */ … /* TEMPLATE_END */,
+// markers included, replaced by with. The markers are comments around a default, the way
+// River's sqlctemplate marks them, so the file stays valid SQL on its own. A missing region
+// is an error: the file and the code disagree.
+func fillTemplate(sql, name, with string) (string, error) {
+	begin := "/* TEMPLATE_BEGIN: " + name + " */"
+	const end = "/* TEMPLATE_END */"
+	i := strings.Index(sql, begin)
+	if i < 0 {
+		return "", fmt.Errorf("fill template %q: no %s", name, begin)
+	}
+	j := strings.Index(sql[i:], end)
+	if j < 0 {
+		return "", fmt.Errorf("fill template %q: no %s after its begin", name, end)
+	}
+	return sql[:i] + with + sql[i+j+len(end):], nil
+}
 
 var (
 	loadOnce sync.Once
@@ -160,20 +182,18 @@ func readStatements() (*statements, error) {
 		}
 		return string(b)
 	}
-	// The staging INSERT is shared; only where its rows come from differs.
+	// The staging INSERT is shared; only where its rows come from differs. As written it
+	// reads the events of a live apply; the log's chunks replace its source.
 	stageInsert := load("projections/stage_insert.sql")
-	stageFrom := func(name string) string {
-		return strings.ReplaceAll(strings.ReplaceAll(stageInsert, "{{source}}", load(name)), "{{stage}}", stageTable)
-	}
+	stageLog, e := fillTemplate(stageInsert, "source", load("projections/stage_from_log.sql"))
+	err = errors.Join(err, e)
 	st := &statements{
-		schema:      load("analytics/schema.sql"),
-		views:       load("analytics/views.sql"),
-		stageCreate: load("projections/stage_create.sql"),
-		stageClear:  load("projections/stage_clear.sql"),
-		stageEvents: stageFrom("projections/stage_from_events.sql"),
-		stageLog:    stageFrom("projections/stage_from_log.sql"),
-		// {{stage}} stays: PrefetchLog names a table per chunk.
-		prefetchLog:     strings.ReplaceAll(stageInsert, "{{source}}", load("projections/stage_from_log.sql")),
+		schema:          load("analytics/schema.sql"),
+		views:           load("analytics/views.sql"),
+		stageCreate:     load("projections/stage_create.sql"),
+		stageClear:      load("projections/stage_clear.sql"),
+		stageEvents:     stageInsert,
+		stageLog:        stageLog,
 		stageLast:       load("projections/stage_last.sql"),
 		webinarCreated:  load("projections/webinar_created.sql"),
 		webinarChanged:  load("projections/webinar_changed.sql"),

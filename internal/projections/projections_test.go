@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/turnout-analytics/turnout/internal/pgtest"
+	"github.com/turnout-analytics/turnout/internal/projections/projectionstest"
 )
 
 // inTx runs f in a transaction of pool and commits it.
@@ -42,7 +43,7 @@ func applyEach(t *testing.T, pool *pgxpool.Pool, schema string, events []Event) 
 
 func dumpPublic(t *testing.T, pool *pgxpool.Pool, schema string) map[string][]string {
 	t.Helper()
-	d, err := DumpPublic(context.Background(), pool, schema)
+	d, err := projectionstest.DumpPublic(context.Background(), pool, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func dumpPublic(t *testing.T, pool *pgxpool.Pool, schema string) map[string][]st
 
 func dumpAll(t *testing.T, pool *pgxpool.Pool, schema string) map[string][]string {
 	t.Helper()
-	d, err := Dump(context.Background(), pool, schema)
+	d, err := projectionstest.Dump(context.Background(), pool, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestSemantics(t *testing.T) {
 			create(t, pool, schema)
 			applyEach(t, pool, schema, tt.events)
 			for q, want := range tt.want {
-				rows, err := dumpQuery(ctx, pool, fmt.Sprintf(q, pgx.Identifier{schema}.Sanitize()))
+				rows, err := projectionstest.Rows(ctx, pool, fmt.Sprintf(q, pgx.Identifier{schema}.Sanitize()))
 				if err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/time/rate"
 
+	"github.com/turnout-analytics/turnout/internal/eventlog"
 	"github.com/turnout-analytics/turnout/internal/g2wrest"
 	"github.com/turnout-analytics/turnout/internal/g2wsim/reporting"
 	"github.com/turnout-analytics/turnout/internal/pgtest"
@@ -66,7 +67,7 @@ func newReconciler(t *testing.T, pool *pgxpool.Pool, url string) *reconcile.Reco
 func logKeys(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := pool.Query(t.Context(), `
-SELECT event_key, event_name, metadata->>'source', payload::text FROM watermill_gotowebinar_events ORDER BY event_key`)
+SELECT event_key, event_name, metadata->>'source', payload::text FROM `+eventlog.Table+` ORDER BY event_key`)
 	if err != nil {
 		t.Fatal(err)
 	}

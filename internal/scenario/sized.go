@@ -19,7 +19,16 @@ type Options struct {
 	// JoinRate is the chance, 0 to 1, that an APPROVED registrant of a webinar that is not
 	// deleted joins it live (WAITING registrants never join). 0 means nobody attends.
 	JoinRate float64
+	// FirstWebinar is the ordinal of the stream's first webinar (0 for the first). Streams
+	// of disjoint ordinals have disjoint webinar, session, recurrence and registrant keys
+	// (while a webinar has fewer than RegistrantStride registrants), so a test can add a
+	// second stream to a log that holds a first; each webinar's shape follows its ordinal.
+	FirstWebinar int
 }
+
+// RegistrantStride is how many registrant keys each webinar ordinal reserves: the first
+// registrant key of a stream is its base plus FirstWebinar × RegistrantStride.
+const RegistrantStride = 100_000
 
 // Sized-scenario key bases. Each key is its base plus a webinar's or registrant's ordinal,
 // so keys stay 19 digits and unique for any realistic size, and never meet Generate's.
@@ -53,10 +62,13 @@ func GenerateWith(opts Options) Scenario {
 	}
 	joinRate := min(max(opts.JoinRate, 0), 1)
 	g := newGenerator(rand.NewPCG(opts.Seed, 0x51ced), sizedRegistrantBase)
+	first := max(opts.FirstWebinar, 0)
+	g.regKey += uint64(first) * RegistrantStride
 
 	webinars := make([]webinar, opts.Webinars)
 	start := Base.Add(7 * 24 * time.Hour)
-	for i := range webinars {
+	for n := range webinars {
+		i := first + n // the webinar's ordinal: its keys and its shape follow it
 		// Spread the schedule over four weeks of afternoons, so a dashboard's daily view has
 		// something every day whatever the size.
 		at := start.Add(time.Duration(i%28)*24*time.Hour + time.Duration(i/28%6)*time.Hour)
@@ -75,27 +87,27 @@ func GenerateWith(opts Options) Scenario {
 			w.recurrence, w.title = "sequence", fmt.Sprintf("%s #%d: a three-day sequence", topic, i+1)
 			w.times = []time.Time{at, at.Add(24 * time.Hour), at.Add(48 * time.Hour)}
 		}
-		webinars[i] = w
+		webinars[n] = w
 		g.created(w)
 	}
-	for i := range webinars {
-		if i%6 == 2 {
-			for j := range webinars[i].times { // every session moves an hour later
-				webinars[i].times[j] = webinars[i].times[j].Add(time.Hour)
+	for n := range webinars {
+		if i := first + n; i%6 == 2 {
+			for j := range webinars[n].times { // every session moves an hour later
+				webinars[n].times[j] = webinars[n].times[j].Add(time.Hour)
 			}
-			g.changed(webinars[i], "UPDATED")
+			g.changed(webinars[n], "UPDATED")
 		}
-		if i%9 == 8 {
-			webinars[i].joinRate = 0
-			g.changed(webinars[i], "DELETED")
+		if i := first + n; i%9 == 8 {
+			webinars[n].joinRate = 0
+			g.changed(webinars[n], "DELETED")
 		}
 	}
 	spread := perWebinar / 4
-	for i, w := range webinars {
+	for n, w := range webinars {
 		for range perWebinar - spread + g.r.IntN(2*spread+1) {
 			g.registrant(w)
 		}
-		if i%10 == 0 && w.joinRate > 0 {
+		if (first+n)%10 == 0 && w.joinRate > 0 {
 			g.regKey++
 			fn, ln := firstNames[g.r.IntN(len(firstNames))], lastNames[g.r.IntN(len(lastNames))]
 			g.joined(w, g.regKey, 0, fn, ln, "", w.times[0].Add(time.Duration(g.r.IntN(15))*time.Minute))

@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/turnout-analytics/turnout/internal/domain"
@@ -207,4 +208,31 @@ func TestGenerateWithMatchesProjections(t *testing.T) {
 	sc := scenario.GenerateWith(scenario.Options{Seed: 11, Webinars: 50, RegistrantsPerWebinar: 40, JoinRate: 0.6})
 	recount(t, sc) // every body passes domain.Parse
 	assertProjected(t, sc, conversion(t, sc))
+}
+
+// Streams of disjoint ordinals share no key, so one log can hold both: the recount of the
+// two together fails on a registrant or session key in two webinars, and must find every
+// webinar of both with the figures each stream expects.
+func TestGenerateWithFirstWebinarKeepsStreamsApart(t *testing.T) {
+	t.Parallel()
+	a := scenario.GenerateWith(scenario.Options{Seed: 6, Webinars: 7, RegistrantsPerWebinar: 10, JoinRate: 0.7})
+	b := scenario.GenerateWith(scenario.Options{Seed: 7, Webinars: 7, RegistrantsPerWebinar: 10, JoinRate: 0.7, FirstWebinar: 7})
+	both := scenario.Scenario{Events: append(slices.Clone(a.Events), b.Events...), From: a.From, To: a.To}
+	if b.From.Before(both.From) {
+		both.From = b.From
+	}
+	if b.To.After(both.To) {
+		both.To = b.To
+	}
+	c := recount(t, both)
+	if len(c.created) != 14 {
+		t.Fatalf("%d webinars created by two streams of 7", len(c.created))
+	}
+	for _, sc := range []scenario.Scenario{a, b} {
+		for _, k := range sc.WebinarKeys() {
+			if c.figures[k] != sc.Expected[k] {
+				t.Errorf("webinar %s: counted %+v, its stream expects %+v", k, c.figures[k], sc.Expected[k])
+			}
+		}
+	}
 }

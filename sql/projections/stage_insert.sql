@@ -1,11 +1,15 @@
--- Stages events from a source subquery of (epoch, tx, pos, received_at, p), p the parsed payload:
--- stage_from_events.sql for the events of a live apply, stage_from_log.sql for a chunk of
--- the log in a rebuild (the Go code puts it in place of the placeholder below). Each field
--- is extracted here, once per event.
+-- Stages events from a source subquery of (epoch, tx, pos, received_at, p), p the parsed payload,
+-- into the session's staging table. Each field is extracted here, once per event.
+--
+-- As written, the file is the live apply's statement: it reads the events passed by the
+-- caller and fills pg_temp.turnout_stage. Two regions are marked the way River's
+-- sqlctemplate marks them, /* TEMPLATE_BEGIN: name */ default /* TEMPLATE_END */, and
+-- internal/projections swaps them: "source" for stage_from_log.sql (a chunk of the log, in a
+-- rebuild or a live batch read from the log), "stage" for a rebuild's prefetch table.
 --
 -- No field value can fail the statement: the lenient parsers of schema.sql (_timestamptz,
 -- _epoch_ms) give NULL for what does not parse, and the rest of the event applies.
-INSERT INTO {{stage}} (
+INSERT INTO /* TEMPLATE_BEGIN: stage */ pg_temp.turnout_stage /* TEMPLATE_END */ (
     epoch, tx, pos, received_at, name, wk, rk, ts, p, event_key, session_key, join_time,
     email, first_name, last_name, organization, job_title, phone, industry, comments,
     registration_date, registration_source, status, join_url, responses,
@@ -33,4 +37,11 @@ SELECT e.epoch, e.tx, e.pos, e.received_at,
        -- The webinar fields of the stub layer, as text: registrants.sql builds the stub
        -- object for the one winning event per webinar, not for every event.
        e.p ->> 'webinarTitle', e.p ->> 'experienceType', e.p ->> 'recurrenceType'
-FROM ({{source}}) e
+FROM (/* TEMPLATE_BEGIN: source */
+-- The events passed by the caller of a live apply: $1 offsets, $2 receive times, $3 raw
+-- payloads. OFFSET 0 keeps the subquery from being flattened into this INSERT, which
+-- would parse each payload once per field.
+SELECT NULL::integer AS epoch, NULL::xid8 AS tx, u.pos, u.received_at, _jsonb(u.payload::json) AS p
+FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) AS u (pos, received_at, payload)
+OFFSET 0
+/* TEMPLATE_END */) e

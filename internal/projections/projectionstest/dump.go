@@ -1,4 +1,11 @@
-package projections
+// Package projectionstest renders an analytics schema as comparable text, for tests that
+// check two builds of the schema are equal (rebuild equals live, any delivery order gives
+// the same tables).
+//
+// It does not import internal/projections, so that package's own tests can use it; the
+// lists of tables and views it dumps are checked against a schema created by
+// projections.Create in this package's tests.
+package projectionstest
 
 import (
 	"context"
@@ -8,11 +15,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Tables lists the tables of an analytics schema, in dependency order.
-var Tables = []string{"_meta", "webinars", "webinar_times", "registrants", "joins", "sessions", "session_attendees", "attendance"}
+// Querier is what Dump needs: satisfied by *pgx.Conn, pgx.Tx and *pgxpool.Pool.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
 
 // publicColumns are the columns whose values do not depend on where in the log an event
 // sits (offsets) or on when the schema was built: what must be equal for any delivery order.
+// Its keys are every table of the schema except _meta, _parked and _progress.
 var publicColumns = map[string]string{
 	"webinars": `webinar_key, title, description, organizer_key, account_key, experience_type,
 		recurrence_type, recurrence_key, time_zone, status, created_at, updated_at,
@@ -27,18 +37,23 @@ var publicColumns = map[string]string{
 	"attendance":        `webinar_key, session_key, registrant_key, join_time, leave_time`,
 }
 
+// views lists the views of an analytics schema.
+var views = []string{"webinar_conversion", "conversion_by_source", "session_attendance",
+	"registrations_daily", "no_shows", "time_to_join"}
+
 // Dump returns every row of every table of schema (of _meta only the version: its
 // created_at differs between builds), each row rendered as its record text, sorted, keyed by
 // table name. Two schemas built from the same log rows, by any mix of Apply and ApplyLog,
 // dump equal.
 func Dump(ctx context.Context, q Querier, schema string) (map[string][]string, error) {
 	out := map[string][]string{}
-	for _, table := range Tables {
-		row := "t::text"
-		if table == "_meta" {
-			row = "t.version"
-		}
-		rows, err := dumpQuery(ctx, q, "SELECT "+row+" FROM "+pgx.Identifier{schema, table}.Sanitize()+" t")
+	rows, err := Rows(ctx, q, "SELECT t.version FROM "+pgx.Identifier{schema, "_meta"}.Sanitize()+" t")
+	if err != nil {
+		return nil, fmt.Errorf("dump %s._meta: %w", schema, err)
+	}
+	out["_meta"] = rows
+	for table := range publicColumns {
+		rows, err := Rows(ctx, q, "SELECT t::text FROM "+pgx.Identifier{schema, table}.Sanitize()+" t")
 		if err != nil {
 			return nil, fmt.Errorf("dump %s.%s: %w", schema, table, err)
 		}
@@ -53,14 +68,14 @@ func Dump(ctx context.Context, q Querier, schema string) (map[string][]string, e
 func DumpPublic(ctx context.Context, q Querier, schema string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for table, cols := range publicColumns {
-		rows, err := dumpQuery(ctx, q, "SELECT ROW("+cols+")::text FROM "+pgx.Identifier{schema, table}.Sanitize())
+		rows, err := Rows(ctx, q, "SELECT ROW("+cols+")::text FROM "+pgx.Identifier{schema, table}.Sanitize())
 		if err != nil {
 			return nil, fmt.Errorf("dump %s.%s: %w", schema, table, err)
 		}
 		out[table] = rows
 	}
-	for _, view := range Views {
-		rows, err := dumpQuery(ctx, q, "SELECT v::text FROM "+pgx.Identifier{schema, view}.Sanitize()+" v")
+	for _, view := range views {
+		rows, err := Rows(ctx, q, "SELECT v::text FROM "+pgx.Identifier{schema, view}.Sanitize()+" v")
 		if err != nil {
 			return nil, fmt.Errorf("dump %s.%s: %w", schema, view, err)
 		}
@@ -69,11 +84,8 @@ func DumpPublic(ctx context.Context, q Querier, schema string) (map[string][]str
 	return out, nil
 }
 
-// Views lists the views of an analytics schema.
-var Views = []string{"webinar_conversion", "conversion_by_source", "session_attendance",
-	"registrations_daily", "no_shows", "time_to_join"}
-
-func dumpQuery(ctx context.Context, q Querier, sql string) ([]string, error) {
+// Rows runs sql, which selects one text column, and returns its values sorted.
+func Rows(ctx context.Context, q Querier, sql string) ([]string, error) {
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
 		return nil, err
