@@ -5,11 +5,14 @@
 // create` for ingest's key, ingest started with it (so it answers GoTo's callback check),
 // `g2wctl setup` for the webhooks and every organizer's user subscriptions, `g2wctl doctor`
 // to check each organizer and event — then has the emulator deliver a
-// deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs,
-// sends one forged and one not-yet-understood delivery itself, waits until analytics shows
-// exactly the figures the scenario implies, and prints the conversion tables, each webinar
-// with its organizer (the scenario's webinars are shared between the two). It keeps
-// everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
+// deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs with
+// a fifth of them dropped, and sends one forged and one not-yet-understood delivery itself.
+// It shows the figures the dropped deliveries leave wrong, runs `reconcile once` (bin/reconcile,
+// with both organizers' g2wctl logins, against the emulator's REST reporting API), checks
+// analytics shows exactly the figures of the full scenario and the emulator's attendance
+// seconds, and that a second `reconcile once` appends nothing, and prints the conversion and
+// attendance tables, each webinar with its organizer (the scenario's webinars are shared
+// between the two). It keeps everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
 package main
 
 import (
@@ -183,18 +186,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := reconcileDemo(ctx, stdout, conn, reconcileEnv, logDir, report.Expected); err != nil {
 		return err
 	}
-	if err := checkOrganizers(ctx, conn, organizers); err != nil {
+	unknown, err := checkOrganizers(ctx, conn, organizers)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Every organizer's webinars are there: %d organizers.\n", len(organizers))
+	for _, k := range unknown {
+		// The REST webinar snapshot that names the organizer is in the log, but no projection
+		// reads turnout.webinar.snapshot yet.
+		fmt.Fprintf(stdout, "  (webinar %s has no organizer in analytics: its webinar.created was dropped, and analytics does not project REST's webinar snapshots yet)\n", k)
+	}
 
 	for _, q := range []struct{ title, sql string }{
-		{"analytics.webinar_conversion", `SELECT c.webinar_key, w.organizer_key, c.webinar_title, coalesce(c.status, '') AS status, c.registrants, c.attendees,
+		{"analytics.webinar_conversion", `SELECT c.webinar_key, coalesce(w.organizer_key, '(unknown)') AS organizer_key, c.webinar_title, coalesce(c.status, '') AS status, c.registrants, c.attendees,
 			coalesce(round(c.conversion_rate * 100, 1)::text || ' %', '') AS conversion,
 			coalesce(round(c.avg_attendance_seconds / 60, 1)::text || ' min', '') AS avg_attendance,
 			coalesce(c.total_attendance_seconds::text, '') AS total_attendance_seconds
 			FROM analytics.webinar_conversion c JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, c.webinar_key`},
-		{"analytics.conversion_by_source", `SELECT s.webinar_key, w.organizer_key, coalesce(s.registration_source, '(none)') AS registration_source, s.registrants, s.attendees,
+		{"analytics.conversion_by_source", `SELECT s.webinar_key, coalesce(w.organizer_key, '(unknown)') AS organizer_key, coalesce(s.registration_source, '(none)') AS registration_source, s.registrants, s.attendees,
 			coalesce(round(s.conversion_rate * 100, 1)::text || ' %', '') AS conversion
 			FROM analytics.conversion_by_source s JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, s.webinar_key, registration_source`},
 		{"analytics.session_attendance", `SELECT a.webinar_key, a.session_key, coalesce(to_char(s.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS actual_start,
@@ -270,24 +279,34 @@ func login(ctx context.Context, env []string, profile, email string) error {
 	return nil
 }
 
-// checkOrganizers checks analytics holds webinars of every organizer, and of no other.
-func checkOrganizers(ctx context.Context, conn *pgx.Conn, orgs []demoOrganizer) error {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT organizer_key FROM analytics.webinars ORDER BY 1`)
+// checkOrganizers checks analytics holds webinars of every organizer, and of no other, and
+// returns the webinars whose organizer analytics does not know (their webinar.created was
+// dropped).
+func checkOrganizers(ctx context.Context, conn *pgx.Conn, orgs []demoOrganizer) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT organizer_key FROM analytics.webinars WHERE organizer_key IS NOT NULL ORDER BY 1`)
 	if err != nil {
-		return fmt.Errorf("query organizers: %w", err)
+		return nil, fmt.Errorf("query organizers: %w", err)
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("read organizers: %w", err)
+		return nil, fmt.Errorf("read organizers: %w", err)
+	}
+	rows, err = conn.Query(ctx, `SELECT webinar_key FROM analytics.webinars WHERE organizer_key IS NULL ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("query webinars without organizer: %w", err)
+	}
+	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read webinars without organizer: %w", err)
 	}
 	var want []string
 	for _, o := range orgs {
 		want = append(want, o.key)
 	}
 	if !slices.Equal(got, want) {
-		return fmt.Errorf("analytics.webinars has organizers %v, want %v", got, want)
+		return nil, fmt.Errorf("analytics.webinars has organizers %v, want %v", got, want)
 	}
-	return nil
+	return unknown, nil
 }
 
 type process struct {
