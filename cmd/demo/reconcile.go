@@ -178,39 +178,22 @@ func checkAttendance(ctx context.Context, conn *pgx.Conn, truth map[reporting.At
 		return 0, fmt.Errorf("analytics.engagement has %d attendances, the emulator %d; %d missing or with other seconds", len(got), len(truth), diff)
 	}
 
-	perSession, perWebinar := map[[2]string]int64{}, map[string]int64{}
+	// Sessions keyed "webinar/session", as the query below keys them.
+	perSession, perWebinar := map[string]int64{}, map[string]int64{}
 	for k, s := range truth {
-		perSession[[2]string{k.Webinar, k.Session}] += int64(s)
+		perSession[k.Webinar+"/"+k.Session] += int64(s)
 		perWebinar[k.Webinar] += int64(s)
 	}
 	for _, q := range []struct {
 		name, sql string
 		want      map[string]int64
 	}{
-		{"session_attendance", `SELECT webinar_key || '/' || session_key, total_attendance_seconds FROM analytics.session_attendance WHERE total_attendance_seconds IS NOT NULL`, flatten(perSession)},
+		{"session_attendance", `SELECT webinar_key || '/' || session_key, total_attendance_seconds FROM analytics.session_attendance WHERE total_attendance_seconds IS NOT NULL`, perSession},
 		{"webinar_conversion", `SELECT webinar_key, total_attendance_seconds FROM analytics.webinar_conversion WHERE total_attendance_seconds IS NOT NULL`, perWebinar},
 	} {
-		rows, err := conn.Query(ctx, q.sql)
-		if err != nil {
-			return 0, fmt.Errorf("query analytics.%s: %w", q.name, err)
-		}
-		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (struct {
-			key  string
-			secs int64
-		}, error) {
-			var v struct {
-				key  string
-				secs int64
-			}
-			err := r.Scan(&v.key, &v.secs)
-			return v, err
-		})
+		have, err := sums(ctx, conn, q.sql)
 		if err != nil {
 			return 0, fmt.Errorf("read analytics.%s: %w", q.name, err)
-		}
-		have := map[string]int64{}
-		for _, v := range got {
-			have[v.key] = v.secs
 		}
 		if !maps.Equal(have, q.want) {
 			return 0, fmt.Errorf("analytics.%s.total_attendance_seconds %v, the emulator's ground truth %v", q.name, have, q.want)
@@ -219,13 +202,20 @@ func checkAttendance(ctx context.Context, conn *pgx.Conn, truth map[reporting.At
 	return len(truth), nil
 }
 
-// flatten keys per-session sums as "webinar/session", as the query above does.
-func flatten(m map[[2]string]int64) map[string]int64 {
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k[0]+"/"+k[1]] = v
+// sums reads the (key, sum) rows of a query into a map.
+func sums(ctx context.Context, conn *pgx.Conn, sql string) (map[string]int64, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	out := map[string]int64{}
+	var key string
+	var sum int64
+	_, err = pgx.ForEachRow(rows, []any{&key, &sum}, func() error {
+		out[key] = sum
+		return nil
+	})
+	return out, err
 }
 
 // logCount returns the number of committed events in the log.
