@@ -5,11 +5,14 @@
 // create` for ingest's key, ingest started with it (so it answers GoTo's callback check),
 // `g2wctl setup` for the webhooks and every organizer's user subscriptions, `g2wctl doctor`
 // to check each organizer and event — then has the emulator deliver a
-// deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs,
-// sends one forged and one not-yet-understood delivery itself, waits until analytics shows
-// exactly the figures the scenario implies, and prints the conversion tables, each webinar
-// with its organizer (the scenario's webinars are shared between the two). It keeps
-// everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
+// deterministic scenario (internal/scenario: shuffled, with redeliveries) as signed POSTs with
+// a fifth of them dropped, and sends one forged and one not-yet-understood delivery itself.
+// It shows the figures the dropped deliveries leave wrong, runs `reconcile once` (bin/reconcile,
+// with both organizers' g2wctl logins, against the emulator's REST reporting API), checks
+// analytics shows exactly the figures of the full scenario and the emulator's attendance
+// seconds, and that a second `reconcile once` appends nothing, and prints the conversion and
+// attendance tables, each webinar with its organizer (the scenario's webinars are shared
+// between the two). It keeps everything running until Ctrl-C, or exits at once with DEMO_ONCE=1.
 package main
 
 import (
@@ -20,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -85,7 +87,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// A local GoToWebinar: its management API, OAuth2 server and delivery engine.
 	g2wsim, err := start(ctx, "g2wsim", append(os.Environ(), "G2WSIM_ADDR="+simAddr,
 		"G2WSIM_CLIENT_ID="+demoClientID, "G2WSIM_CLIENT_SECRET="+demoClientSecret,
-		"G2WSIM_SEED=2026", "G2WSIM_SHUFFLE=true", "G2WSIM_DUPLICATES=0.2", "G2WSIM_ORGANIZERS="+strconv.Itoa(len(organizers))), logDir)
+		"G2WSIM_SEED="+strconv.Itoa(demoSeed), "G2WSIM_SHUFFLE=true", "G2WSIM_DUPLICATES=0.2", "G2WSIM_DROP="+dropRate,
+		"G2WSIM_ORGANIZERS="+strconv.Itoa(len(organizers))), logDir)
 	if err != nil {
 		return err
 	}
@@ -160,39 +163,54 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "g2wsim delivered %d events (%d redelivered, in a shuffled order) to %s: %d accepted, %d failed, %d retried\n",
-		report.Events, report.Duplicates, callback, report.Delivered, report.Failed, report.Retries)
+	fmt.Fprintf(stdout, "g2wsim delivered %d of the scenario's %d events, dropping %d (G2WSIM_DROP=%s: the holes an outage leaves), %d redelivered, in a shuffled order, to %s: %d accepted, %d failed, %d retried\n",
+		report.Events-report.Dropped, report.Events, report.Dropped, dropRate, report.Duplicates, callback, report.Delivered, report.Failed, report.Retries)
 	if report.Failed > 0 || report.Unrouted > 0 {
-		return fmt.Errorf("g2wsim could not deliver everything: %+v", report)
+		return fmt.Errorf("g2wsim could not deliver everything it did not drop: %+v", report)
+	}
+	if report.Dropped == 0 {
+		return fmt.Errorf("g2wsim dropped no delivery: the reconciliation below would prove nothing: %+v", report)
 	}
 	if err := misfits(ctx, base, secret); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "A forged delivery was refused (401) and one without an eventKey was quarantined (4xx).")
 
+	// reconcile reads the same token file as g2wctl: both organizers' logins.
+	reconcileEnv := append(slices.Clone(g2wctlEnv), "DATABASE_URL="+dbURL)
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := waitCaughtUp(ctx, conn, report.Expected, 60*time.Second); err != nil {
+	if err := reconcileDemo(ctx, stdout, conn, reconcileEnv, logDir, report.Expected); err != nil {
 		return err
 	}
-	exp := expected(report.Expected)
-	fmt.Fprintf(stdout, "\nThe projector has caught up: %d registrants and %d attendees over %d webinars, each webinar as the scenario says.\n",
-		exp.registrants, exp.attendees, exp.webinars)
-	if err := checkOrganizers(ctx, conn, organizers); err != nil {
+	unknown, err := checkOrganizers(ctx, conn, organizers)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Every organizer's webinars are there: %d organizers.\n", len(organizers))
+	for _, k := range unknown {
+		// The REST webinar snapshot that names the organizer is in the log, but no projection
+		// reads turnout.webinar.snapshot yet.
+		fmt.Fprintf(stdout, "  (webinar %s has no organizer in analytics: its webinar.created was dropped, and analytics does not project REST's webinar snapshots yet)\n", k)
+	}
 
 	for _, q := range []struct{ title, sql string }{
-		{"analytics.webinar_conversion", `SELECT c.webinar_key, w.organizer_key, c.webinar_title, coalesce(c.status, '') AS status, c.registrants, c.attendees,
-			coalesce(round(c.conversion_rate * 100, 1)::text || ' %', '') AS conversion
+		{"analytics.webinar_conversion", `SELECT c.webinar_key, coalesce(w.organizer_key, '(unknown)') AS organizer_key, c.webinar_title, coalesce(c.status, '') AS status, c.registrants, c.attendees,
+			coalesce(round(c.conversion_rate * 100, 1)::text || ' %', '') AS conversion,
+			coalesce(round(c.avg_attendance_seconds / 60, 1)::text || ' min', '') AS avg_attendance,
+			coalesce(c.total_attendance_seconds::text, '') AS total_attendance_seconds
 			FROM analytics.webinar_conversion c JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, c.webinar_key`},
-		{"analytics.conversion_by_source", `SELECT s.webinar_key, w.organizer_key, coalesce(s.registration_source, '(none)') AS registration_source, s.registrants, s.attendees,
+		{"analytics.conversion_by_source", `SELECT s.webinar_key, coalesce(w.organizer_key, '(unknown)') AS organizer_key, coalesce(s.registration_source, '(none)') AS registration_source, s.registrants, s.attendees,
 			coalesce(round(s.conversion_rate * 100, 1)::text || ' %', '') AS conversion
 			FROM analytics.conversion_by_source s JOIN analytics.webinars w USING (webinar_key) ORDER BY w.organizer_key, s.webinar_key, registration_source`},
+		{"analytics.session_attendance", `SELECT a.webinar_key, a.session_key, coalesce(to_char(s.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') AS actual_start,
+			coalesce(to_char(s.end_time AT TIME ZONE 'UTC', 'HH24:MI'), '') AS actual_end, a.attendees,
+			coalesce(round(a.avg_attendance_seconds / 60, 1)::text || ' min', '') AS avg_attendance,
+			coalesce(a.total_attendance_seconds::text, '') AS total_attendance_seconds
+			FROM analytics.session_attendance a LEFT JOIN analytics.sessions s USING (webinar_key, session_key) ORDER BY a.webinar_key, a.session_key`},
 	} {
 		if err := printQuery(ctx, stdout, conn, q.title, q.sql); err != nil {
 			return err
@@ -261,24 +279,34 @@ func login(ctx context.Context, env []string, profile, email string) error {
 	return nil
 }
 
-// checkOrganizers checks analytics holds webinars of every organizer, and of no other.
-func checkOrganizers(ctx context.Context, conn *pgx.Conn, orgs []demoOrganizer) error {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT organizer_key FROM analytics.webinars ORDER BY 1`)
+// checkOrganizers checks analytics holds webinars of every organizer, and of no other, and
+// returns the webinars whose organizer analytics does not know (their webinar.created was
+// dropped).
+func checkOrganizers(ctx context.Context, conn *pgx.Conn, orgs []demoOrganizer) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT organizer_key FROM analytics.webinars WHERE organizer_key IS NOT NULL ORDER BY 1`)
 	if err != nil {
-		return fmt.Errorf("query organizers: %w", err)
+		return nil, fmt.Errorf("query organizers: %w", err)
 	}
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("read organizers: %w", err)
+		return nil, fmt.Errorf("read organizers: %w", err)
+	}
+	rows, err = conn.Query(ctx, `SELECT webinar_key FROM analytics.webinars WHERE organizer_key IS NULL ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("query webinars without organizer: %w", err)
+	}
+	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read webinars without organizer: %w", err)
 	}
 	var want []string
 	for _, o := range orgs {
 		want = append(want, o.key)
 	}
 	if !slices.Equal(got, want) {
-		return fmt.Errorf("analytics.webinars has organizers %v, want %v", got, want)
+		return nil, fmt.Errorf("analytics.webinars has organizers %v, want %v", got, want)
 	}
-	return nil
+	return unknown, nil
 }
 
 type process struct {
@@ -336,7 +364,7 @@ func simulate(ctx context.Context, sim string) (g2wsim.Report, error) {
 // misfits sends what GoTo never would: a forged delivery (must be refused with 401) and an
 // authentic one of an event version Turnout does not understand yet (quarantined, 4xx).
 func misfits(ctx context.Context, base, secret string) error {
-	body := scenario.Generate(2026).Events[0]
+	body := scenario.Generate(demoSeed).Events[0]
 	if _, code, err := post(ctx, base, body, "not-the-secret"); err != nil || code != http.StatusUnauthorized {
 		return fmt.Errorf("forged delivery answered %d, want 401: %v", code, err)
 	}
@@ -384,26 +412,6 @@ func expected(perWebinar map[string]scenario.Figures) figures {
 		f.attendees += w.Attendees
 	}
 	return f
-}
-
-// waitCaughtUp waits until analytics.webinar_conversion shows, for every webinar, exactly
-// the registrants and attendees the scenario implies.
-func waitCaughtUp(ctx context.Context, conn *pgx.Conn, want map[string]scenario.Figures, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		got, err := conversion(ctx, conn)
-		if err == nil && maps.Equal(got, want) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("analytics did not catch up: have %v, want %v (last error: %v)", got, want, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func conversion(ctx context.Context, conn *pgx.Conn) (map[string]scenario.Figures, error) {

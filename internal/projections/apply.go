@@ -288,11 +288,12 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, c
 	b := &pgx.Batch{}
 	b.Queue(clear)
 	stage(b)
-	var n, created, changed, registrant int64
+	var n, created, changed, registrant, sessionSnap, attendanceSnap, registrantSnap int64
 	var lastTx string
 	var last eventlog.Position
 	b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&n, &created, &changed, &registrant, &last.Epoch, &lastTx, &last.Offset)
+		err := row.Scan(&n, &created, &changed, &registrant, &sessionSnap, &attendanceSnap, &registrantSnap,
+			&last.Epoch, &lastTx, &last.Offset)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -316,6 +317,11 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, c
 		nameCreated: created > 0,
 		nameChanged: changed > 0,
 		nameAdded:   registrant > 0,
+		// Without these, the live projector's fast path and every rebuild would skip
+		// reconcile's snapshots (only one-event Apply calls projected them).
+		nameSessionSnapshot:    sessionSnap > 0,
+		nameAttendanceSnapshot: attendanceSnap > 0,
+		nameRegistrantSnapshot: registrantSnap > 0,
 	})
 	if b.Len() > 0 {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
