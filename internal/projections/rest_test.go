@@ -74,6 +74,15 @@ func TestRESTSnapshotsAnyOrder(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT avg_attendance_seconds, total_attendance_seconds FROM a.session_attendance`).Scan(&avg, &total); err != nil || avg != 1350 || total != 2700 {
 		t.Errorf("session_attendance: avg %v, total %d (%v); want 1350, 2700", avg, total, err)
 	}
+	// Registrant …002 is known to have attended only from REST (its registrant.joined was
+	// missed): it counts in session_attendance as in webinar_conversion, and the intervals'
+	// join times count as joins (…001 rejoined at 15:20).
+	var attendees int
+	var span string
+	err = pool.QueryRow(ctx, `SELECT attendees, to_char(first_join AT TIME ZONE 'UTC', 'HH24:MI') || '-' || to_char(last_join AT TIME ZONE 'UTC', 'HH24:MI') FROM a.session_attendance`).Scan(&attendees, &span)
+	if err != nil || attendees != 2 || span != "15:00-15:20" {
+		t.Errorf("session_attendance: %d attendees, joins %s (%v); want 2 (one known only from REST), 15:00-15:20", attendees, span, err)
+	}
 	if err := pool.QueryRow(ctx, `SELECT avg_attendance_seconds, total_attendance_seconds FROM a.webinar_conversion`).Scan(&avg, &total); err != nil || avg != 1350 || total != 2700 {
 		t.Errorf("webinar_conversion: avg %v, total %d (%v); want 1350, 2700", avg, total, err)
 	}

@@ -50,7 +50,17 @@ SELECT r.webinar_key,
 FROM registrants r
 GROUP BY r.webinar_key, r.registration_source;
 
+-- Joins are the webhooks' registrant.joined and the join times of the REST reporting API's
+-- attendance intervals (reconcile): an attendee whose registrant.joined was missed still
+-- counts, as in webinar_conversion.
 CREATE VIEW session_attendance AS
+WITH j AS (
+    SELECT webinar_key, session_key, registrant_key, join_time FROM joins
+    UNION ALL
+    SELECT webinar_key, session_key, registrant_key, join_time FROM attendance
+    UNION ALL -- an attendee GoTo reports without intervals still attended
+    SELECT webinar_key, session_key, registrant_key, NULL FROM session_attendees
+)
 SELECT j.webinar_key,
        j.session_key,
        count(DISTINCT j.registrant_key) AS attendees,
@@ -61,7 +71,7 @@ SELECT j.webinar_key,
         WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS avg_attendance_seconds,
        (SELECT sum(a.attendance_seconds) FROM session_attendees a
         WHERE a.webinar_key = j.webinar_key AND a.session_key = j.session_key) AS total_attendance_seconds
-FROM joins j
+FROM j
 GROUP BY j.webinar_key, j.session_key;
 
 -- day is the UTC date of registration_date; registrants without one (known only from a
