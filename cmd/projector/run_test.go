@@ -247,7 +247,10 @@ func TestInterruptedRebuildResumes(t *testing.T) {
 	analyticsBefore := dump(t, pool, projector.Schema)
 	statusBefore := status(t, env)[0]
 
-	appendEvents(t, pool, g.stream(10, 20), 50)
+	// Enough events (about 1,000, a hundred batches) that the interrupted rebuild is still
+	// running when the poll below sees its first batches, even when the poll is starved of
+	// CPU: a rebuild that finished first would leave no analytics_rebuild to see.
+	appendEvents(t, pool, g.stream(30, 20), 50)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- run(rctx, []string{"rebuild", "-migrate=false"}, env, &syncBuffer{}, &syncBuffer{}) }()
