@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+
 	"github.com/turnout-analytics/turnout/internal/pgtest"
 	"github.com/turnout-analytics/turnout/internal/webhook"
 )
@@ -204,7 +206,7 @@ func TestWatermillPeerStoresSignedDeliveriesAndRefusesForged(t *testing.T) {
 	}
 	var n int
 	var payload string
-	if err := pool.QueryRow(ctx, `SELECT count(*), min(payload::text) FROM watermill_bench_peer_events`).Scan(&n, &payload); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT count(*), min(payload::text) FROM `+wsql.DefaultPostgreSQLSchema{}.MessagesTable(peerTopic)).Scan(&n, &payload); err != nil {
 		t.Fatal(err)
 	}
 	if n != 2 || payload != string(body) {
