@@ -39,23 +39,7 @@ func serveHTTPFloor(ctx context.Context, addr string) error {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           r,
-		ReadHeaderTimeout: ingest.DefaultReadHeaderTimeout,
-		ReadTimeout:       ingest.DefaultReadTimeout,
-		IdleTimeout:       ingest.DefaultIdleTimeout,
-		MaxHeaderBytes:    ingest.DefaultMaxHeaderBytes,
-	}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve HTTP floor: %w", err)
-	}
-	return nil
+	return serveReference(ctx, addr, r, "HTTP floor")
 }
 
 // measureHTTPFloor starts this program's HTTP floor server as a process of its own (as
@@ -113,4 +97,27 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// serveReference serves r (a reference receiver of bench ingest: the HTTP floor or the
+// Watermill peer) on addr with ingest's server limits, and a /readyz that always answers,
+// until ctx ends.
+func serveReference(ctx context.Context, addr string, r chi.Router, what string) error {
+	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           r,
+		ReadHeaderTimeout: ingest.DefaultReadHeaderTimeout,
+		ReadTimeout:       ingest.DefaultReadTimeout,
+		IdleTimeout:       ingest.DefaultIdleTimeout,
+		MaxHeaderBytes:    ingest.DefaultMaxHeaderBytes,
+	}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", what, err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,23 +94,7 @@ func serveWatermillPeer(ctx context.Context, addr, dbURL string, conns int) erro
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"status":"stored"}`)
 	})
-	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           r,
-		ReadHeaderTimeout: ingest.DefaultReadHeaderTimeout,
-		ReadTimeout:       ingest.DefaultReadTimeout,
-		IdleTimeout:       ingest.DefaultIdleTimeout,
-		MaxHeaderBytes:    ingest.DefaultMaxHeaderBytes,
-	}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve Watermill peer: %w", err)
-	}
-	return nil
+	return serveReference(ctx, addr, r, "Watermill peer")
 }
 
 // createPeerTable runs watermill-sql's own schema initialisation for the peer's topic (what
