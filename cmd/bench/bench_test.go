@@ -245,17 +245,26 @@ turnout_ingest_batch_queue_seconds_sum 0.8
 turnout_ingest_batch_queue_seconds_count 40
 turnout_ingest_batch_size_sum 40
 turnout_ingest_batch_size_count 10
+turnout_ingest_request_duration_seconds_bucket{code="200",route="/gotowebinar/callback",le="0.05"} 37
+turnout_ingest_request_duration_seconds_bucket{code="200",route="/gotowebinar/callback",le="0.1"} 39
+turnout_ingest_request_duration_seconds_count{code="200",route="/gotowebinar/callback"} 40
+turnout_ingest_request_duration_seconds_count{code="503",route="/gotowebinar/callback"} 7
 `
 	got, err := parseBatcherStats(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := batcherStats{commitSum: 0.5, commitCount: 10, queueSum: 0.8, queueCount: 40, queueOver50ms: 2, sizeSum: 40}
+	want := batcherStats{commitSum: 0.5, commitCount: 10, queueSum: 0.8, queueCount: 40, queueOver50ms: 2, commitOver50ms: 1,
+		sizeSum: 40, answered: 40, answeredOver50ms: 3}
 	if got != want {
 		t.Fatalf("parseBatcherStats = %+v, want %+v", got, want)
 	}
+	// Two phases with the same changes sum to twice the changes.
+	if sum := (batcherStats{}).plus(batcherStats{}, got).plus(batcherStats{}, got); sum.answered != 80 || sum.commitOver50ms != 2 || sum.sizeSum != 80 {
+		t.Errorf("plus twice = %+v, want every field doubled", sum)
+	}
 	s := describeBatcher(batcherStats{}, got, time.Second)
-	for _, part := range []string{"10 batches of 4.0", "mean wait for a worker 20ms", "mean transaction 50ms", "0.50 s per s", "2 deliveries waited over 50ms"} {
+	for _, part := range []string{"10 batches of 4.0", "mean wait for a worker 20ms", "mean transaction 50ms", "0.50 s per s", "1 transactions over 50ms", "2 deliveries waited over 50ms", "3 of 40 answered 200 over 50ms"} {
 		if !strings.Contains(s, part) {
 			t.Errorf("describeBatcher = %q, lacks %q", s, part)
 		}

@@ -34,10 +34,15 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	senders := fs.Int("senders", 32, "concurrent senders (and pgbench clients)")
 	duration := fs.Duration("duration", 15*time.Second, "measurement time of each throughput phase")
-	latencyFor := fs.Duration("latency-duration", 10*time.Second, "measurement time of the half-peak latency phase")
+	latencyFor := fs.Duration("latency-duration", 20*time.Second, "measurement time of the half-peak latency phase, for ingest and for pgbench each")
+	latencyRounds := fs.Int("latency-rounds", 10, "slices the latency phase is cut into, ingest's and pgbench's taking turns (each slice whole seconds, for pgbench -T)")
 	traceFile := fs.String("trace", "", "write a runtime/trace of ingest during the half-peak phase to this file (for diagnosis: tracing costs CPU, so the run's figures are not of record)")
+	cpuFile := fs.String("cpuprofile", "", "write a CPU profile of ingest during the lean client's closed loop to this file (for diagnosis)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *latencyRounds < 1 || *latencyFor%(time.Duration(*latencyRounds)*time.Second) != 0 {
+		return fmt.Errorf("-latency-duration %s must be a whole number of seconds per slice of -latency-rounds %d", *latencyFor, *latencyRounds)
 	}
 	dbURL, err := freshDatabase(ctx, admin, "turnout_bench_ingest")
 	if err != nil {
@@ -95,7 +100,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "G2W_SECRET_KEYS="+benchSecret, "INGEST_ADDR="+addr,
 		"INGEST_OPS_ADDR="+opsAddr)
 	var debugAddr string
-	if *traceFile != "" {
+	if *traceFile != "" || *cpuFile != "" {
 		if debugAddr, err = freeAddr(); err != nil {
 			return err
 		}
@@ -149,11 +154,30 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		if err != nil {
 			return err
 		}
+		batchBefore, err := sampleBatcher(ctx, opsAddr)
+		if err != nil {
+			return err
+		}
+		var profiling chan error
+		if c.lean && *cpuFile != "" {
+			profiling = make(chan error, 1)
+			go func() { profiling <- fetchProfile(ctx, debugAddr, "profile", *duration, *cpuFile) }()
+		}
 		ok, lat, err := closedLoop(ctx, c.send, *senders, *duration)
 		if err != nil {
 			return err
 		}
+		if profiling != nil {
+			if err := <-profiling; err != nil {
+				return err
+			}
+			fmt.Printf("ingest: CPU profile of the lean client's closed loop in %s (go tool pprof %s)\n", *cpuFile, *cpuFile)
+		}
 		after, err := sampleCPU(cmd.Process.Pid, postmaster)
+		if err != nil {
+			return err
+		}
+		batchAfter, err := sampleBatcher(ctx, opsAddr)
 		if err != nil {
 			return err
 		}
@@ -162,6 +186,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 			c.name, *senders, *duration, rate, pct(lat, 50), pct(lat, 99))
 		cpu := perDelivery(before, after, ok, "ingest")
 		fmt.Printf("  %s\n", cpu)
+		fmt.Printf("  batcher meanwhile: %s\n", describeBatcher(batchBefore, batchAfter, *duration))
 		if rate > peak {
 			peak, peakSend = rate, c.send
 		}
@@ -171,51 +196,81 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	}
 
 	// The latency target is checked at half the higher of the two peaks: the stricter.
+	// ingest's open loop and pgbench's fixed rate take turns in short slices, each
+	// starting the other half of the rounds, so both meet the same disk: run one after
+	// the other, the first met the checkpoint and the kernel's write-back that the
+	// throughput phases had just set off, the second a quieter disk (issue 14).
 	half := peak / 2
-	probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	var tracing chan error
-	if *traceFile != "" {
-		tracing = make(chan error, 1)
-		go func() { tracing <- fetchTrace(ctx, debugAddr, *latencyFor, *traceFile) }()
-	}
-	batchBefore, err := sampleBatcher(ctx, opsAddr)
-	if err != nil {
-		return err
-	}
-	lat2, errs, err := openLoop(ctx, peakSend, half, *latencyFor)
-	flushes := probe.stop()
-	if err != nil {
-		return err
-	}
-	batchAfter, err := sampleBatcher(ctx, opsAddr)
-	if err != nil {
-		return err
-	}
-	if tracing != nil {
-		if err := <-tracing; err != nil {
+	slice := *latencyFor / time.Duration(*latencyRounds)
+	var (
+		lat2, baseLat        []time.Duration
+		flushes, baseFlushes []time.Duration
+		errs                 int
+		batchSum             batcherStats
+	)
+	for round := range *latencyRounds {
+		ingestSlice := func() error {
+			probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			var tracing chan error
+			if *traceFile != "" && round == 0 {
+				tracing = make(chan error, 1)
+				go func() { tracing <- fetchProfile(ctx, debugAddr, "trace", slice, *traceFile) }()
+			}
+			before, err := sampleBatcher(ctx, opsAddr)
+			if err != nil {
+				return err
+			}
+			lat, e, err := openLoop(ctx, peakSend, half, slice)
+			flushes = append(flushes, probe.stop()...)
+			if err != nil {
+				return err
+			}
+			after, err := sampleBatcher(ctx, opsAddr)
+			if err != nil {
+				return err
+			}
+			batchSum = batchSum.plus(before, after)
+			lat2, errs = append(lat2, lat...), errs+e
+			if tracing != nil {
+				if err := <-tracing; err != nil {
+					return err
+				}
+				fmt.Printf("ingest: runtime/trace of the first half-peak slice in %s (go tool trace %s); tracing cost CPU in this phase\n", *traceFile, *traceFile)
+			}
+			return nil
+		}
+		// The same rate of durable one-row commits without HTTP or ingest: what the disk
+		// and PostgreSQL alone give at this rate (a WAL flush that stalls shows here too).
+		pgbenchSlice := func() error {
+			probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			lat, err := baseline.latency(ctx, half, slice)
+			baseFlushes = append(baseFlushes, probe.stop()...)
+			baseLat = append(baseLat, lat...)
 			return err
 		}
-		fmt.Printf("ingest: runtime/trace of the half-peak phase in %s (go tool trace %s); tracing cost CPU in this phase\n", *traceFile, *traceFile)
+		first, second := ingestSlice, pgbenchSlice
+		if round%2 == 1 {
+			first, second = pgbenchSlice, ingestSlice
+		}
+		if err := first(); err != nil {
+			return err
+		}
+		if err := second(); err != nil {
+			return err
+		}
 	}
-	fmt.Printf("ingest: open loop at half peak (%.0f/s) for %s: p50 %s, p99 %s, errors %d\n",
-		half, *latencyFor, pct(lat2, 50), pct(lat2, 99), errs)
+	fmt.Printf("ingest: open loop at half peak (%.0f/s), %d slices of %s taking turns with pgbench's: p50 %s, p99 %s, errors %d\n",
+		half, *latencyRounds, slice, pct(lat2, 50), pct(lat2, 99), errs)
 	fmt.Printf("  disk meanwhile: %s\n", describeFlushes(flushes))
-	fmt.Printf("  batcher meanwhile: %s\n", describeBatcher(batchBefore, batchAfter, *latencyFor))
-	// The same rate of durable one-row commits without HTTP or ingest: what the disk and
-	// PostgreSQL alone give at this rate (a WAL flush that stalls shows here too).
-	if probe, err = startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond); err != nil {
-		return err
-	}
-	baseLat, err := baseline.latency(ctx, half, *latencyFor)
-	baseFlushes := probe.stop()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("baseline pgbench: fixed rate %.0f/s for %s: p50 %s, p99 %s (from scheduled start)\n",
-		half, *latencyFor, pct(baseLat, 50), pct(baseLat, 99))
+	fmt.Printf("  batcher meanwhile: %s\n", describeBatcher(batcherStats{}, batchSum, *latencyFor))
+	fmt.Printf("baseline pgbench: fixed rate %.0f/s, %d slices of %s: p50 %s, p99 %s (from scheduled start)\n",
+		half, *latencyRounds, slice, pct(baseLat, 50), pct(baseLat, 99))
 	fmt.Printf("  disk meanwhile: %s\n", describeFlushes(baseFlushes))
 
 	rss, err := peakRSS(cmd.Process.Pid)
@@ -266,31 +321,32 @@ func tailBound(pgbenchP99 time.Duration) time.Duration {
 	return max(minTailBound, 2*pgbenchP99)
 }
 
-// fetchTrace saves a runtime/trace of ingest, taken for d from its debug listener.
-func fetchTrace(ctx context.Context, debugAddr string, d time.Duration, file string) error {
-	u := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", debugAddr, int(d.Seconds()))
+// fetchProfile saves ingest's pprof profile kind ("trace", "profile"), taken for d from its
+// debug listener.
+func fetchProfile(ctx context.Context, debugAddr, kind string, d time.Duration, file string) error {
+	u := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", debugAddr, kind, int(d.Seconds()))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return fmt.Errorf("trace request: %w", err)
+		return fmt.Errorf("%s request: %w", kind, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("fetch trace: %w", err)
+		return fmt.Errorf("fetch %s: %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch trace: status %d", resp.StatusCode)
+		return fmt.Errorf("fetch %s: status %d", kind, resp.StatusCode)
 	}
 	f, err := os.Create(file)
 	if err != nil {
-		return fmt.Errorf("create trace file: %w", err)
+		return fmt.Errorf("create %s file: %w", kind, err)
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-		return fmt.Errorf("write trace: %w", err)
+		return fmt.Errorf("write %s: %w", kind, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write trace: %w", err)
+		return fmt.Errorf("write %s: %w", kind, err)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ type config struct {
 	BatchMax        int                  // INGEST_BATCH_MAX, default ingest.DefaultBatchMax
 	BatchWait       time.Duration        // INGEST_BATCH_WAIT, default 0 (never linger)
 	BatchWorkers    int                  // INGEST_BATCH_WORKERS, default ingest.DefaultBatchWorkers
+	BatchStall      time.Duration        // INGEST_BATCH_STALL_AFTER, default ingest.DefaultBatchStallAfter
 	ShutdownTimeout time.Duration        // INGEST_SHUTDOWN_TIMEOUT, default 20s
 	LogLevel        slog.Level           // LOG_LEVEL: debug | info (default) | warn | error
 	Migrate         bool                 // -migrate, default true
@@ -87,7 +88,8 @@ Environment:
   INGEST_DEBUG_ADDR        serve Go's pprof profiles here, e.g. 127.0.0.1:6060 (default: off)
   INGEST_BATCH_MAX         deliveries per commit (default 256)
   INGEST_BATCH_WAIT        linger for more under load, e.g. 1ms (default 0: never)
-  INGEST_BATCH_WORKERS     concurrent batch commits (default 2)
+  INGEST_BATCH_WORKERS     most batch commits at once (default 2; one at a time unless stalled)
+  INGEST_BATCH_STALL_AFTER a batch running this long lets another worker start (default 10ms)
   INGEST_SHUTDOWN_TIMEOUT  drain deadline on SIGTERM (default 20s)
   LOG_LEVEL                debug | info | warn | error (default info)
 
@@ -162,6 +164,7 @@ Flags:`)
 	intVar(getenv, "INGEST_BATCH_MAX", &cfg.BatchMax, 1, 10000, bad)
 	intVar(getenv, "INGEST_BATCH_WORKERS", &cfg.BatchWorkers, 1, 64, bad)
 	durationVar(getenv, "INGEST_BATCH_WAIT", &cfg.BatchWait, 0, 100*time.Millisecond, bad)
+	durationVar(getenv, "INGEST_BATCH_STALL_AFTER", &cfg.BatchStall, 100*time.Microsecond, time.Minute, bad)
 	durationVar(getenv, "INGEST_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout, time.Second, 10*time.Minute, bad)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -209,5 +212,6 @@ func (c config) serviceConfig() ingest.Config {
 		BatchMax:           c.BatchMax,
 		BatchWait:          c.BatchWait,
 		BatchWorkers:       c.BatchWorkers,
+		BatchStallAfter:    c.BatchStall,
 	}
 }

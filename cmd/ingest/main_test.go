@@ -46,11 +46,11 @@ func TestRunReportsEveryBadVariable(t *testing.T) {
 		}, nil, []string{"G2W_SECRET_KEYS: entry 2 is empty"}, []string{"s3cret"}},
 		{"bad tunables, all named at once", map[string]string{
 			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k",
-			"INGEST_BATCH_MAX": "0", "INGEST_BATCH_WAIT": "soon", "INGEST_BATCH_WORKERS": "many",
+			"INGEST_BATCH_MAX": "0", "INGEST_BATCH_WAIT": "soon", "INGEST_BATCH_WORKERS": "many", "INGEST_BATCH_STALL_AFTER": "0s",
 			"INGEST_SHUTDOWN_TIMEOUT": "-1s", "LOG_LEVEL": "loud", "G2W_TIMESTAMP_TOLERANCE": "5",
 			"G2W_REQUIRE_TIMESTAMP": "sometimes", "INGEST_MAX_CONNS": "1", "INGEST_UNVERIFIED_MAX_ROWS": "0",
 			"INGEST_UNVERIFIED_MAX_BYTES": "10",
-		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL",
+		}, nil, []string{"INGEST_BATCH_MAX", "INGEST_BATCH_WAIT", "INGEST_BATCH_WORKERS", "INGEST_BATCH_STALL_AFTER", "INGEST_SHUTDOWN_TIMEOUT", "LOG_LEVEL",
 			"G2W_TIMESTAMP_TOLERANCE", "G2W_REQUIRE_TIMESTAMP", "INGEST_MAX_CONNS", "INGEST_UNVERIFIED_MAX_ROWS", "INGEST_UNVERIFIED_MAX_BYTES"}, nil},
 		{"negative tolerance", map[string]string{
 			"DATABASE_URL": "postgres://db/x", "G2W_SECRET_KEYS": "k", "G2W_TIMESTAMP_TOLERANCE": "-5m",
@@ -110,11 +110,12 @@ func TestLoadConfig(t *testing.T) {
 			func(c config) bool { return c.Mode == ingest.Observe && len(c.SecretKeys) == 0 }},
 		{"tunables and flag", map[string]string{
 			"DATABASE_URL": "postgresql://db/x", "G2W_SECRET_KEYS": "k", "INGEST_ADDR": "127.0.0.1:9",
-			"INGEST_BATCH_MAX": "64", "INGEST_BATCH_WAIT": "2ms", "INGEST_BATCH_WORKERS": "4",
+			"INGEST_BATCH_MAX": "64", "INGEST_BATCH_WAIT": "2ms", "INGEST_BATCH_WORKERS": "4", "INGEST_BATCH_STALL_AFTER": "25ms",
 		}, []string{"-migrate=false"},
 			func(c config) bool {
 				sc := c.serviceConfig()
-				return !c.Migrate && c.Addr == "127.0.0.1:9" && sc.BatchMax == 64 && sc.BatchWait == 2*time.Millisecond && sc.BatchWorkers == 4
+				return !c.Migrate && c.Addr == "127.0.0.1:9" && sc.BatchMax == 64 && sc.BatchWait == 2*time.Millisecond && sc.BatchWorkers == 4 &&
+					sc.BatchStallAfter == 25*time.Millisecond
 			}},
 	}
 	for _, tt := range tests {

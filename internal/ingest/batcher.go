@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,21 +20,32 @@ var ErrClosed = errors.New("ingest: batcher closed")
 //
 // Batching policy: a worker takes the first waiting entry and drains whatever else is
 // already queued (up to max), without waiting, then commits. At low load a delivery costs
-// one transaction and no timer. Under load, entries queue while the workers commit, so
-// batches grow by themselves to about arrival rate × commit time / workers. Optionally
-// (wait > 0) a worker that found more than one entry lingers up to wait for more; under a
-// closed-loop benchmark that only delayed the senders that would have filled the batch,
-// so it is off by default.
+// one transaction and no timer. Under load, entries queue while a batch commits, so
+// batches grow by themselves to about arrival rate × commit time. Optionally (wait > 0) a
+// worker that found more than one entry lingers up to wait for more; under a closed-loop
+// benchmark that only delayed the senders that would have filled the batch, so it is off
+// by default.
+//
+// One batch at a time, unless it stalls: a worker may start a batch only while it holds
+// the turn, a token it passes on when its transaction ends or has run for stallAfter,
+// whichever comes first. So normally one transaction is in flight and every delivery that
+// arrives meanwhile joins the next, large batch (PostgreSQL's cost per delivery falls
+// steeply with the batch size: BENCHMARKS.md, issue 14); but a batch stuck in PostgreSQL
+// (a lock wait, a slow flush) holds up the deliveries behind it for stallAfter at most,
+// after which another worker commits them, up to workers transactions at once.
 type batcher struct {
-	pool     *pgxpool.Pool
-	max      int
-	wait     time.Duration
-	timeout  time.Duration
-	logger   *slog.Logger
-	metrics  *metrics
-	failures *failureLog
+	pool       *pgxpool.Pool
+	max        int
+	wait       time.Duration
+	stallAfter time.Duration
+	timeout    time.Duration
+	logger     *slog.Logger
+	metrics    *metrics
+	failures   *failureLog
 
 	queue chan *pending
+	// turn holds the one token that lets a worker start a batch (see the type's comment).
+	turn chan struct{}
 	// mu guards closed against concurrent sends on queue: submit holds it shared while
 	// sending, Close exclusively while closing the channel.
 	mu     sync.RWMutex
@@ -57,16 +69,19 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan re
 
 func newBatcher(pool *pgxpool.Pool, cfg Config, logger *slog.Logger, m *metrics) *batcher {
 	b := &batcher{
-		pool:    pool,
-		max:     cfg.BatchMax,
-		wait:    cfg.BatchWait,
-		timeout: cfg.CommitTimeout,
-		logger:  logger,
-		metrics: m,
+		pool:       pool,
+		max:        cfg.BatchMax,
+		wait:       cfg.BatchWait,
+		stallAfter: cfg.BatchStallAfter,
+		timeout:    cfg.CommitTimeout,
+		logger:     logger,
+		metrics:    m,
 		// At most one line per second while batches keep failing (a database outage).
 		failures: newFailureLog(time.Second),
 		queue:    make(chan *pending, cfg.BatchMax*cfg.BatchWorkers),
+		turn:     make(chan struct{}, 1),
 	}
+	b.turn <- struct{}{}
 	b.wg.Add(cfg.BatchWorkers)
 	for range cfg.BatchWorkers {
 		go b.work()
@@ -136,11 +151,14 @@ func (b *batcher) work() {
 	)
 	timer.Stop()
 	for {
+		<-b.turn
 		first, ok := <-b.queue
 		if !ok {
+			b.turn <- struct{}{} // for the next worker to find the queue closed too
 			return
 		}
 		batch = b.gather(append(batch[:0], first), timer)
+		pass := b.passTurnAfter(b.stallAfter)
 
 		start := time.Now()
 		entries = entries[:0]
@@ -155,6 +173,7 @@ func (b *batcher) work() {
 		var err error
 		outcomes, err = a.append(ctx, b.pool, entries, outcomes[:0])
 		cancel()
+		pass()
 		b.metrics.batchCommit.Observe(time.Since(start).Seconds())
 		if err != nil {
 			// Logged here for the whole batch (throttled); the handlers only answer 503.
@@ -170,6 +189,28 @@ func (b *batcher) work() {
 			batch[i] = nil
 		}
 		clear(entries) // drop references to the bodies
+	}
+}
+
+// passTurnAfter passes the turn on after d, or when the returned function is called if
+// that is sooner; the turn is passed once either way.
+func (b *batcher) passTurnAfter(d time.Duration) func() {
+	var passed atomic.Bool
+	pass := func() bool {
+		if !passed.CompareAndSwap(false, true) {
+			return false
+		}
+		b.turn <- struct{}{} // never blocks: there is one token and this worker held it
+		return true
+	}
+	t := time.AfterFunc(d, func() {
+		if pass() {
+			b.metrics.batchStalls.Inc()
+		}
+	})
+	return func() {
+		t.Stop()
+		pass()
 	}
 }
 

@@ -46,11 +46,12 @@ const (
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultMaxBodyBytes  = 1 << 20 // 1 MiB
-	DefaultBatchMax      = 256
-	DefaultBatchWorkers  = 2
-	DefaultCommitTimeout = 10 * time.Second
-	DefaultReadyTimeout  = time.Second
+	DefaultMaxBodyBytes    = 1 << 20 // 1 MiB
+	DefaultBatchMax        = 256
+	DefaultBatchWorkers    = 2
+	DefaultBatchStallAfter = 10 * time.Millisecond
+	DefaultCommitTimeout   = 10 * time.Second
+	DefaultReadyTimeout    = time.Second
 	// DefaultReadBudgetBytes bounds the bytes of request bodies being read at once: half
 	// for bodies over 16 KiB (8 of the maximum size), half for the rest (2,048 real
 	// deliveries of a few KiB each).
@@ -75,17 +76,18 @@ type Config struct {
 	// closed-loop load (lingering only delays the senders that would fill the batch).
 	// A lone delivery never waits.
 	BatchWait time.Duration
-	// BatchWorkers is how many batches may be in flight at once (default 2). One worker
-	// makes the largest batches, which costs the least CPU per delivery (measured on
-	// 2026-11-27 with two round trips per batch: mean batches of 10 against 6 with two
-	// workers, 36 instead of 55 µs of PostgreSQL CPU per delivery), but a runtime/trace of
-	// make bench-ingest's half-peak phase (issue 14) showed that one worker spends 95% of
-	// its time waiting for PostgreSQL: every delivery then waits for the batch in flight
-	// and then for its own, and a slow commit holds up all of them, which was ingest's
-	// tail. With two, a delivery that arrives during a commit starts its own at once and
-	// PostgreSQL group-commits both; batches stay large under load. The pool needs at
-	// least this many connections.
+	// BatchWorkers is how many batch transactions may be in flight at once (default 2),
+	// of which only one normally is: another starts only while the others have run
+	// longer than BatchStallAfter (see batcher). One transaction at a time makes the
+	// largest batches, which cost PostgreSQL the least per delivery (issue 14: 30 µs
+	// against 50–56 µs with two batches always allowed in flight, and 12,164 against
+	// 10,224 deliveries/s); the second worker is there for the batch that stalls, which
+	// would otherwise hold up every delivery behind it. The pool needs at least this
+	// many connections.
 	BatchWorkers int
+	// BatchStallAfter is how long a batch transaction may run before another worker
+	// starts on the deliveries queued behind it (default 10ms: ten times a usual batch).
+	BatchStallAfter time.Duration
 	// CommitTimeout bounds one batch transaction (default 10s); keep it below the HTTP
 	// server's WriteTimeout so a stuck database yields 503, not a dropped connection.
 	CommitTimeout time.Duration
@@ -123,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchWorkers == 0 {
 		c.BatchWorkers = DefaultBatchWorkers
+	}
+	if c.BatchStallAfter == 0 {
+		c.BatchStallAfter = DefaultBatchStallAfter
 	}
 	if c.CommitTimeout == 0 {
 		c.CommitTimeout = DefaultCommitTimeout

@@ -53,12 +53,18 @@ func (b readBudget) acquire(ctx context.Context, contentLength, max int64) (func
 		}
 		return func() { b.large.Release(w) }, nil
 	}
+	release := func() { b.small.Release(w) }
+	// The usual case, a budget with room, needs no timer (the deadline's was ~2 µs a
+	// delivery in make bench-ingest's profile).
+	if b.small.TryAcquire(w) {
+		return release, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, readWait)
 	defer cancel()
 	if err := b.small.Acquire(ctx, w); err != nil {
 		return nil, errBusy
 	}
-	return func() { b.small.Release(w) }, nil
+	return release, nil
 }
 
 func max64(a, b int64) int64 {

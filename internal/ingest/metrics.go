@@ -40,6 +40,7 @@ type metrics struct {
 	batchSize         prometheus.Histogram
 	batchCommit       prometheus.Histogram
 	batchQueue        prometheus.Histogram
+	batchStalls       prometheus.Counter
 	requestDuration   *prometheus.HistogramVec
 	dataQuality       *prometheus.CounterVec
 	unverifiedStored  *prometheus.CounterVec
@@ -87,6 +88,10 @@ func newMetrics() *metrics {
 			Help:    "Time each delivery waited for a batch worker to take it.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		batchStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "turnout_ingest_batch_stalls_total",
+			Help: "Batches still in their transaction after INGEST_BATCH_STALL_AFTER, so that another worker took the deliveries behind them.",
+		}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "turnout_ingest_request_duration_seconds",
 			Help:    "HTTP request duration, by route pattern and status code.",
@@ -125,7 +130,7 @@ func newMetrics() *metrics {
 		m.dataQuality, m.unverifiedStored, m.unverifiedDropped, m.unverifiedEvicted, m.unverifiedRows,
 		m.unverifiedBytes, m.connsEvicted,
 		m.deliveries, m.signatureFailures, m.duplicates, m.quarantined, m.batchSize, m.requestDuration,
-		m.batchCommit, m.batchQueue,
+		m.batchCommit, m.batchQueue, m.batchStalls,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
