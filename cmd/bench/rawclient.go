@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/turnout-analytics/turnout/internal/webhook"
@@ -22,6 +23,9 @@ import (
 type rawClient struct {
 	addr  string
 	conns chan *rawConn
+	// dials counts the connections opened: a sender that finds none idle opens one,
+	// and one returned to a full pool is closed.
+	dials atomic.Int64
 }
 
 type rawConn struct {
@@ -40,6 +44,7 @@ func (rc *rawClient) post(ctx context.Context, body []byte) (int, error) {
 	select {
 	case conn = <-rc.conns:
 	default:
+		rc.dials.Add(1)
 		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", rc.addr)
 		if err != nil {
 			return 0, fmt.Errorf("dial: %w", err)
