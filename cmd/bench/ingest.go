@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,7 +39,7 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	checkpoint := fs.Bool("checkpoint", true, "run CHECKPOINT before the latency phase, so that it meets a cluster that recycles its WAL segments, as a long-running one does (see BENCHMARKS.md, issue 14); false measures the fresh cluster")
 	latencyRounds := fs.Int("latency-rounds", 10, "slices the latency phase is cut into, ingest's and pgbench's taking turns (each slice whole seconds, for pgbench -T)")
 	traceFile := fs.String("trace", "", "write a runtime/trace of ingest during the half-peak phase to this file (for diagnosis: tracing costs CPU, so the run's figures are not of record)")
-	cpuFile := fs.String("cpuprofile", "", "write a CPU profile of ingest during the lean client's closed loop to this file (for diagnosis)")
+	cpuFile := fs.String("cpuprofile", "", "write a CPU profile of ingest during the lean client's closed loop to this file, and the load generator's to this file.loadgen (for diagnosis)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,19 +165,30 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 			return err
 		}
 		var profiling chan error
+		var selfProfile *os.File
 		if c.lean && *cpuFile != "" {
 			profiling = make(chan error, 1)
 			go func() { profiling <- fetchProfile(ctx, debugAddr, "profile", *duration, *cpuFile) }()
+			if selfProfile, err = os.Create(*cpuFile + ".loadgen"); err != nil {
+				return fmt.Errorf("create load generator profile: %w", err)
+			}
+			if err := pprof.StartCPUProfile(selfProfile); err != nil {
+				return fmt.Errorf("profile the load generator: %w", err)
+			}
 		}
 		ok, lat, err := closedLoop(ctx, c.send, *senders, *duration)
 		if err != nil {
 			return err
 		}
 		if profiling != nil {
+			pprof.StopCPUProfile()
+			if err := selfProfile.Close(); err != nil {
+				return fmt.Errorf("write load generator profile: %w", err)
+			}
 			if err := <-profiling; err != nil {
 				return err
 			}
-			fmt.Printf("ingest: CPU profile of the lean client's closed loop in %s (go tool pprof %s)\n", *cpuFile, *cpuFile)
+			fmt.Printf("ingest: CPU profile of the lean client's closed loop in %s (go tool pprof %s), the load generator's in %s.loadgen\n", *cpuFile, *cpuFile, *cpuFile)
 		}
 		after, err := sampleCPU(cmd.Process.Pid, postmaster)
 		if err != nil {

@@ -77,13 +77,13 @@ type Config struct {
 	// A lone delivery never waits.
 	BatchWait time.Duration
 	// BatchWorkers is how many batch transactions may be in flight at once (default 2),
-	// of which only one normally is: another starts only while the others have run
-	// longer than BatchStallAfter (see batcher). One transaction at a time makes the
-	// largest batches, which cost PostgreSQL the least per delivery (issue 14: 30 µs
-	// against 50–56 µs with two batches always allowed in flight, and 12,164 against
-	// 10,224 deliveries/s); the second worker is there for the batch that stalls, which
-	// would otherwise hold up every delivery behind it. The pool needs at least this
-	// many connections.
+	// of which only one normally is: the next starts when the one in flight ends or has
+	// run for BatchStallAfter (see batcher). One transaction at a time makes the largest
+	// batches, which cost PostgreSQL the least per delivery (make bench-ingest, issue 14:
+	// 31-33 µs of PostgreSQL CPU per delivery, against 50-56 µs with both workers always
+	// free to start, and about 15% more deliveries/s); the second worker is there for
+	// the batch that stalls, which would otherwise hold up every delivery behind it. The
+	// pool needs at least this many connections.
 	BatchWorkers int
 	// BatchStallAfter is how long a batch transaction may run before another worker
 	// starts on the deliveries queued behind it (default 10ms: ten times a usual batch).
