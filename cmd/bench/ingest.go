@@ -35,9 +35,9 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	senders := fs.Int("senders", 32, "concurrent senders (and pgbench clients)")
 	duration := fs.Duration("duration", 15*time.Second, "measurement time of each throughput phase")
-	latencyFor := fs.Duration("latency-duration", 20*time.Second, "measurement time of the half-peak latency phase, for ingest and for pgbench each")
+	latencyFor := fs.Duration("latency-duration", 60*time.Second, "measurement time of the half-peak latency phase, for ingest and for pgbench each")
 	checkpoint := fs.Bool("checkpoint", true, "run CHECKPOINT before the latency phase, so that it meets a cluster that recycles its WAL segments, as a long-running one does (see BENCHMARKS.md, issue 14); false measures the fresh cluster")
-	latencyRounds := fs.Int("latency-rounds", 10, "slices the latency phase is cut into, ingest's and pgbench's taking turns (each slice whole seconds, for pgbench -T)")
+	latencyRounds := fs.Int("latency-rounds", 30, "slices the latency phase is cut into, ingest's and pgbench's taking turns (each slice whole seconds, for pgbench -T)")
 	traceFile := fs.String("trace", "", "write a runtime/trace of ingest during the half-peak phase to this file (for diagnosis: tracing costs CPU, so the run's figures are not of record)")
 	cpuFile := fs.String("cpuprofile", "", "write a CPU profile of ingest during the lean client's closed loop to this file, and the load generator's to this file.loadgen (for diagnosis)")
 	if err := fs.Parse(args); err != nil {
@@ -218,7 +218,11 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	// take turns in short slices, each starting half of the rounds. Run one after the
 	// other, as before issue 14, whichever came first met the stalls of the fresh
 	// cluster's WAL segment creation and the kernel's write-back that the throughput
-	// phases had set off, and the second a quieter disk.
+	// phases had set off, and the second a quieter disk. Even so, every few seconds the
+	// kernel writes back in one burst the data pages PostgreSQL evicted 30 s before
+	// (hundreds of MiB: /proc/meminfo's Dirty, issue 14), and WAL flushes stall 100-200 ms
+	// meanwhile; which slice meets a burst is chance, so the phase is long enough (60 s
+	// each by default) for both parties to meet about as many.
 	half := peak / 2
 	if *checkpoint {
 		took, err := runCheckpoint(ctx, dbURL)
