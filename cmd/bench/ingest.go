@@ -242,10 +242,6 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 	)
 	for round := range *latencyRounds {
 		ingestSlice := func() error {
-			probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
-			if err != nil {
-				return err
-			}
 			var tracing chan error
 			if *traceFile != "" && round == 0 {
 				tracing = make(chan error, 1)
@@ -255,26 +251,20 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 			if err != nil {
 				return err
 			}
-			wal, err := walPosition(ctx, dbURL)
+			fl, wal, err := watchDisk(ctx, dbURL, func() error {
+				lat, e, err := openLoop(ctx, peakSend, half, slice)
+				lat2, errs = append(lat2, lat...), errs+e
+				return err
+			})
+			flushes, walIngest = append(flushes, fl...), walIngest+wal
 			if err != nil {
 				return err
 			}
-			lat, e, err := openLoop(ctx, peakSend, half, slice)
-			flushes = append(flushes, probe.stop()...)
-			if err != nil {
-				return err
-			}
-			walAfter, err := walPosition(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			walIngest += walAfter - wal
 			after, err := sampleBatcher(ctx, opsAddr)
 			if err != nil {
 				return err
 			}
 			batchSum = batchSum.plus(before, after)
-			lat2, errs = append(lat2, lat...), errs+e
 			if tracing != nil {
 				if err := <-tracing; err != nil {
 					return err
@@ -286,26 +276,13 @@ func benchIngest(ctx context.Context, admin string, args []string) error {
 		// The same rate of durable one-row commits without HTTP or ingest: what the disk
 		// and PostgreSQL alone give at this rate (a WAL flush that stalls shows here too).
 		pgbenchSlice := func() error {
-			probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
-			if err != nil {
+			fl, wal, err := watchDisk(ctx, dbURL, func() error {
+				lat, err := baseline.latency(ctx, half, slice)
+				baseLat = append(baseLat, lat...)
 				return err
-			}
-			wal, err := walPosition(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			lat, err := baseline.latency(ctx, half, slice)
-			baseFlushes = append(baseFlushes, probe.stop()...)
-			if err != nil {
-				return err
-			}
-			walAfter, err := walPosition(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			walPgbench += walAfter - wal
-			baseLat = append(baseLat, lat...)
-			return nil
+			})
+			baseFlushes, walPgbench = append(baseFlushes, fl...), walPgbench+wal
+			return err
 		}
 		first, second := ingestSlice, pgbenchSlice
 		if round%2 == 1 {
@@ -517,6 +494,30 @@ func waitReady(ctx context.Context, u string, within time.Duration) error {
 }
 
 // countRows counts the rows of table, a quoted SQL name.
+// watchDisk runs f with the disk probe on and returns the probe's flush times and the
+// bytes of WAL the server wrote meanwhile.
+func watchDisk(ctx context.Context, dbURL string, f func() error) ([]time.Duration, int64, error) {
+	probe, err := startDiskProbe(ctx, os.TempDir(), 10*time.Millisecond)
+	if err != nil {
+		return nil, 0, err
+	}
+	before, err := walPosition(ctx, dbURL)
+	if err != nil {
+		probe.stop()
+		return nil, 0, err
+	}
+	err = f()
+	flushes := probe.stop()
+	if err != nil {
+		return flushes, 0, err
+	}
+	after, err := walPosition(ctx, dbURL)
+	if err != nil {
+		return flushes, 0, err
+	}
+	return flushes, after - before, nil
+}
+
 // runCheckpoint runs CHECKPOINT and returns how long it took.
 //
 // A fresh cluster has no WAL segments to recycle until its first checkpoint completes,
@@ -538,27 +539,25 @@ func runCheckpoint(ctx context.Context, dbURL string) (time.Duration, error) {
 
 // walPosition returns how many bytes of WAL the server has written in all.
 func walPosition(ctx context.Context, dbURL string) (int64, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(ctx)
-	var n int64
-	if err := conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("read WAL position: %w", err)
-	}
-	return n, nil
+	return queryInt(ctx, dbURL, "read WAL position", `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`)
 }
 
+// countRows counts the rows of table.
 func countRows(ctx context.Context, dbURL, table string) (int64, error) {
+	return queryInt(ctx, dbURL, "count rows of "+table, `SELECT count(*) FROM `+table)
+}
+
+// queryInt runs query, which returns one integer, on a connection of its own; what names
+// the query in an error.
+func queryInt(ctx context.Context, dbURL, what, query string) (int64, error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(ctx)
 	var n int64
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count rows of %s: %w", table, err)
+	if err := conn.QueryRow(ctx, query).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return n, nil
 }
