@@ -33,7 +33,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	for _, want := range []string{"[ok]   callback", "each webinar as the scenario says", "analytics.webinar_conversion", "DELETED", "refused (401)",
 		"[ok]   organizer alice (8100000000000000001) webinar.created: ACTIVE", "[ok]   organizer bob (8100000000000000002) registrant.joined: ACTIVE",
-		"Every organizer's webinars are there: 2 organizers",
+		"Every organizer's webinars are there: 2 organizers", "Every webinar has its title and organizer in analytics",
 		"analytics.webinar_conversion is wrong (below the scenario's)", "`reconcile once` read", "Every figure now equals the full scenario's",
 		"Attendance time equals the emulator's ground truth", "A second `reconcile once` appended nothing", "avg_attendance"} {
 		if !strings.Contains(stdout.String(), want) {

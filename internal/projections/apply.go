@@ -38,7 +38,9 @@ const (
 	nameJoined  = "registrant.joined"
 	nameCreated = "webinar.created"
 	nameChanged = "webinar.changed"
-	// reconcile's snapshots that rest_snapshots.sql projects (internal/reconcile).
+	// reconcile's snapshots (internal/reconcile): rest_webinars.sql projects the webinar
+	// snapshots, rest_snapshots.sql and rest_registrants.sql the others.
+	nameWebinarSnapshot    = "turnout.webinar.snapshot"
 	nameSessionSnapshot    = "turnout.session.snapshot"
 	nameAttendanceSnapshot = "turnout.attendance.snapshot"
 	nameRegistrantSnapshot = "turnout.registrant.snapshot"
@@ -128,16 +130,19 @@ func eventName(payload []byte) string {
 func queueProjections(b *pgx.Batch, st *statements, names map[string]bool) {
 	all := names == nil || names[""]
 	has := func(n string) bool { return all || names[n] }
-	// Order matters: webinar_times is derived from the webinar layers. registrants.sql
-	// writes its own webinar rows (stub layer and counters), so it may run before or after
-	// the webinar statements.
+	// Order matters: webinar_times is derived from the webinar layers (the REST one
+	// included). registrants.sql writes its own webinar rows (stub layer and counters), so
+	// it may run before or after the webinar statements.
 	if has(nameCreated) {
 		b.Queue(st.webinarCreated)
 	}
 	if has(nameChanged) {
 		b.Queue(st.webinarChanged)
 	}
-	if has(nameCreated) || has(nameChanged) {
+	if has(nameWebinarSnapshot) {
+		b.Queue(st.restWebinars)
+	}
+	if has(nameCreated) || has(nameChanged) || has(nameWebinarSnapshot) {
 		b.Queue(st.timesDelete)
 		b.Queue(st.timesInsert)
 	}
@@ -288,11 +293,11 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, c
 	b := &pgx.Batch{}
 	b.Queue(clear)
 	stage(b)
-	var n, created, changed, registrant, sessionSnap, attendanceSnap, registrantSnap int64
+	var n, created, changed, registrant, webinarSnap, sessionSnap, attendanceSnap, registrantSnap int64
 	var lastTx string
 	var last eventlog.Position
 	b.Queue(st.stageLast).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&n, &created, &changed, &registrant, &sessionSnap, &attendanceSnap, &registrantSnap,
+		err := row.Scan(&n, &created, &changed, &registrant, &webinarSnap, &sessionSnap, &attendanceSnap, &registrantSnap,
 			&last.Epoch, &lastTx, &last.Offset)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -319,6 +324,7 @@ func applyChunk(ctx context.Context, tx pgx.Tx, schema string, st *statements, c
 		nameAdded:   registrant > 0,
 		// Without these, the live projector's fast path and every rebuild would skip
 		// reconcile's snapshots (only one-event Apply calls projected them).
+		nameWebinarSnapshot:    webinarSnap > 0,
 		nameSessionSnapshot:    sessionSnap > 0,
 		nameAttendanceSnapshot: attendanceSnap > 0,
 		nameRegistrantSnapshot: registrantSnap > 0,

@@ -54,11 +54,40 @@ func (g *generator) add(p map[string]any, noTS bool) {
 	p["eventVersion"] = "1.0.0"
 	p["product"] = "g2w"
 	p["eventKey"] = fmt.Sprintf("00000000-0000-4000-8000-%012d", g.seq)
+	g.push(p, ts)
+}
+
+// push appends the event of payload p generated at ts.
+func (g *generator) push(p map[string]any, ts time.Time) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		panic(err)
 	}
 	g.events = append(g.events, Event{Offset: int64(len(g.events) + 1), ReceivedAt: ts.Add(time.Second), Payload: b})
+}
+
+// webinarSnapshot appends reconcile's turnout.webinar.snapshot of w (internal/reconcile):
+// header keys as decimal text, the REST item under "snapshot" with REST's names (subject is
+// the title) and keys as integers or strings, its own time zone and description so that
+// which layer won shows in the tables.
+func (g *generator) webinarSnapshot(w genWebinar, subject string) {
+	g.seq++
+	ts := genBase.Add(time.Duration(g.seq) * time.Minute)
+	item := map[string]any{
+		"webinarKey": g.key(w.n), "subject": subject, "description": "REST: " + subject,
+		"organizerKey": g.key(w.n + 500000), "times": w.times, "timeZone": "America/New_York",
+		"experienceType": w.experience,
+	}
+	if w.recurrence == "series" {
+		item["recurrenceKey"] = g.key(w.n / 3)
+	}
+	g.push(map[string]any{
+		"eventName": nameWebinarSnapshot, "eventKey": fmt.Sprintf("80000000-0000-8000-8000-%012d", g.seq),
+		"eventVersion": "1.0.0", "source": "rest",
+		"organizerKey": fmt.Sprint(1000000000000000000 + (w.n+500000)*7919),
+		"webinarKey":   fmt.Sprint(1000000000000000000 + w.n*7919),
+		"fetchedAt":    ts.Format(time.RFC3339), "snapshot": item,
+	}, ts)
 }
 
 type genWebinar struct {
@@ -99,7 +128,9 @@ func (g *generator) registrantEvent(w genWebinar, name string, rn int64, first, 
 // stream generates a log, in log order, of about webinars*(perWebinar*2+2) events: webinars of
 // every recurrence type (some known only from registrant events), registrants with unicode
 // names, sources and responses, re-registrations, joins including rejoins, joins delivered
-// before the registration and joins without any registration, changed and deleted webinars.
+// before the registration and joins without any registration, changed and deleted webinars,
+// and reconcile's webinar snapshots (every other webinar, some fetched twice, some of them
+// stubs otherwise: known from REST and registrant events only).
 func (g *generator) stream(webinars, perWebinar int) []Event {
 	for wi := range webinars {
 		w := genWebinar{
@@ -171,26 +202,37 @@ func (g *generator) stream(webinars, perWebinar int) []Event {
 				g.webinarEvent(w, nameChanged, "DELETED", w.title+" (neu)")
 			}
 		}
+		// Decided by wi, not by g.r, so the rest of the stream is what it was before.
+		if wi%2 == 0 {
+			g.webinarSnapshot(w, w.title+" (REST)")
+			if wi%4 == 0 {
+				g.webinarSnapshot(w, w.title+" (REST, später)")
+			}
+		}
 	}
 	return g.events
 }
 
 // shuffled returns the events in a random order with offsets reassigned in that order,
-// except that webinar.changed events keep their relative order (the one rule where log
-// order is all there is).
+// except that webinar.changed events and webinar snapshots keep their relative order (the
+// rules where log order is all there is).
 func shuffled(events []Event, seed int64) []Event {
 	r := rand.New(rand.NewSource(seed))
 	out := make([]Event, len(events))
 	copy(out, events)
 	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	logOrdered := func(e Event) bool {
+		n := eventName(e.Payload)
+		return n == nameChanged || n == nameWebinarSnapshot
+	}
 	var changed []Event
 	for _, e := range events {
-		if eventName(e.Payload) == nameChanged {
+		if logOrdered(e) {
 			changed = append(changed, e)
 		}
 	}
 	for i := range out {
-		if eventName(out[i].Payload) == nameChanged {
+		if logOrdered(out[i]) {
 			out[i], changed = changed[0], changed[1:]
 		}
 		out[i].Offset = int64(i + 1)

@@ -38,8 +38,11 @@ func appendLog(t testing.TB, pool *pgxpool.Pool, events []Event, chunk int) ([]E
 			t.Fatalf("append to log: %v", err)
 		}
 	}
-	rows, err := pool.Query(ctx, `SELECT epoch, transaction_id::text, "offset", received_at, payload::text
-		FROM `+eventlog.Table+` ORDER BY epoch, transaction_id, "offset"`)
+	// ORDER BY names the table's column (l.): a bare transaction_id would be the output
+	// column, the text, which sorts xid 1000 before 999 (a flaky failure whenever the
+	// cluster's xids crossed a power of ten during the append).
+	rows, err := pool.Query(ctx, `SELECT l.epoch, l.transaction_id::text, l."offset", l.received_at, l.payload::text
+		FROM `+eventlog.Table+` l ORDER BY l.epoch, l.transaction_id, l."offset"`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 
 // Version identifies the schema + semantics; the projector rebuilds when the stored version
 // differs. Bump it on any DDL or semantics change.
-const Version = "3"
+const Version = "4"
 
 // Tables lists the tables of an analytics schema that hold projected rows (with _meta), in
 // dependency order: what a rebuild analyzes before the swap.
@@ -136,6 +136,7 @@ type statements struct {
 	timesDelete, timesInsert                                  string
 	registrants                                               string
 	restTables, restViews, restSnapshots, restRegistrants     string
+	restWebinars                                              string
 	park, progress                                            string
 }
 
@@ -203,6 +204,7 @@ func readStatements() (*statements, error) {
 		restTables:      load("analytics/rest_tables.sql"),
 		restViews:       load("analytics/rest_views.sql"),
 		restSnapshots:   load("projections/rest_snapshots.sql"),
+		restWebinars:    load("projections/rest_webinars.sql"),
 		restRegistrants: load("projections/rest_registrants.sql"),
 		park:            load("projections/park.sql"),
 		progress:        load("analytics/progress.sql"),

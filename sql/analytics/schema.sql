@@ -5,31 +5,60 @@
 -- each "layer" of a row) remembers the order key of the event that wrote it and is only
 -- overwritten by an event with a greater key, so applying events in any order, in any
 -- batching, any number of times, gives the same rows. Columns named *_offset, *_ts, src_*,
--- stub/created/changed and the *_count counters are internal bookkeeping.
+-- stub/created/changed/rest and the *_count counters are internal bookkeeping.
 CREATE TABLE _meta (
     version    text        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- One row per webinar. The public columns are generated from three layers, so the outcome
+-- Key and string helpers of the webinars' generated columns (so they come before the table;
+-- the lenient parsers are further down). IMMUTABLE, and SQL-standard bodies, which a
+-- generated column may call and which survive a rebuild's rename of the schema.
+--
+-- _key is the canonical text of a GoTo key sent as a JSON integer or a string of digits (as
+-- internal/domain's canonicalKey: at most 19 digits, no leading zeros); NULL for anything
+-- else. Webhook keys are stored as sent; this is for the REST items, whose keys come either
+-- way (openapi.yaml's Key).
+CREATE FUNCTION _key(v jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN jsonb_typeof(v) IN ('number', 'string') AND (v #>> '{}') ~ '^\d{1,19}$'
+                THEN coalesce(nullif(ltrim(v #>> '{}', '0'), ''), '0') END;
+END;
+
+-- _string is the text of a JSON string, NULL for any other JSON value (a number, an object):
+-- a REST field of the wrong type is unknown, not its JSON text.
+CREATE FUNCTION _string(v jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' END;
+END;
+
+-- One row per webinar. The public columns are generated from four layers, so the outcome
 -- does not depend on which layer arrived first:
 --   changed: payload of the webinar.changed with the greatest log offset (a full webinar state;
 --            it carries no timestamp, so log order is all there is)
 --   created: payload of the webinar.created with the greatest log offset
+--   rest:    the REST item (payload.snapshot) of reconcile's turnout.webinar.snapshot with the
+--            greatest log offset, for webinars whose webinar.created was missed. Its names
+--            differ from the webhooks' (subject is the title) and its keys may be integers.
 --   stub:    webinar fields of the registrant event with the greatest (timestamp, offset),
 --            for webinars we only know from registrant events
--- Each public column is coalesce(changed, created, stub), so a webinar.created never
--- overrides a webinar.changed and registrant events never override webinar events.
+-- Each public column is coalesce(changed, created, rest, stub): webhooks always win, as they
+-- do a registrant's attributes (rest_registrants.sql); REST fills in what no webinar webhook
+-- told us, and beats the registrant events' copies. status is a webhook fact only: the REST
+-- item has none (and the API lists no deleted webinar), so a webinar known from REST and
+-- registrant events alone has status NULL, like a stub.
 CREATE TABLE webinars (
     webinar_key      text PRIMARY KEY,
-    title            text GENERATED ALWAYS AS (coalesce(changed ->> 'webinarTitle', created ->> 'webinarTitle', stub ->> 'webinarTitle')) STORED,
-    description      text GENERATED ALWAYS AS (coalesce(changed ->> 'description', created ->> 'description')) STORED,
-    organizer_key    text GENERATED ALWAYS AS (coalesce(changed ->> 'organizerKey', created ->> 'organizerKey')) STORED,
+    title            text GENERATED ALWAYS AS (coalesce(changed ->> 'webinarTitle', created ->> 'webinarTitle', _string(rest -> 'subject'), stub ->> 'webinarTitle')) STORED,
+    description      text GENERATED ALWAYS AS (coalesce(changed ->> 'description', created ->> 'description', _string(rest -> 'description'))) STORED,
+    organizer_key    text GENERATED ALWAYS AS (coalesce(changed ->> 'organizerKey', created ->> 'organizerKey', _key(rest -> 'organizerKey'))) STORED,
     account_key      text GENERATED ALWAYS AS (coalesce(changed ->> 'accountKey', created ->> 'accountKey')) STORED,
-    experience_type  text GENERATED ALWAYS AS (coalesce(changed ->> 'experienceType', created ->> 'experienceType', stub ->> 'experienceType')) STORED,
+    experience_type  text GENERATED ALWAYS AS (coalesce(changed ->> 'experienceType', created ->> 'experienceType', _string(rest -> 'experienceType'), stub ->> 'experienceType')) STORED,
     recurrence_type  text GENERATED ALWAYS AS (coalesce(changed ->> 'recurrenceType', created ->> 'recurrenceType', stub ->> 'recurrenceType')) STORED,
-    recurrence_key   text GENERATED ALWAYS AS (coalesce(changed ->> 'recurrenceKey', created ->> 'recurrenceKey')) STORED,
-    time_zone        text GENERATED ALWAYS AS (coalesce(changed ->> 'timeZone', created ->> 'timeZone')) STORED,
+    recurrence_key   text GENERATED ALWAYS AS (coalesce(changed ->> 'recurrenceKey', created ->> 'recurrenceKey', _key(rest -> 'recurrenceKey'))) STORED,
+    time_zone        text GENERATED ALWAYS AS (coalesce(changed ->> 'timeZone', created ->> 'timeZone', _string(rest -> 'timeZone'))) STORED,
     status           text GENERATED ALWAYS AS (CASE
                          WHEN changed IS NOT NULL THEN coalesce(changed ->> 'status', 'UPDATED')
                          WHEN created IS NOT NULL THEN coalesce(created ->> 'status', 'NEW')
@@ -48,11 +77,14 @@ CREATE TABLE webinars (
     created          jsonb,
     created_offset   bigint,
     changed          jsonb,
-    changed_offset   bigint
+    changed_offset   bigint,
+    rest             jsonb,
+    rest_offset      bigint
 );
 
 -- The current schedule of each webinar: the times[] of the winning layer (changed, else
--- created), rewritten whenever a webinar event for the webinar is applied.
+-- created, else rest), rewritten whenever a webinar event or webinar snapshot for the
+-- webinar is applied.
 CREATE TABLE webinar_times (
     webinar_key text NOT NULL,
     start_time  timestamptz,

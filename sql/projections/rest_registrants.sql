@@ -16,7 +16,8 @@
 -- 3. counted: per webinar, rows inserted, and rows that gained a first join (see
 --    registrants.sql for why "prev" is a LATERAL probe).
 -- 4. the webinars upsert creates the webinar row if needed (a webinar known only from REST
---    has no title until a webhook tells it) and adds the counts.
+--    has no title until a webhook or its webinar snapshot, rest_webinars.sql, tells it) and adds
+--    the counts.
 WITH ranked AS (
     SELECT s.wk AS webinar_key, s.rk AS registrant_key,
            CASE s.name WHEN 'turnout.registrant.snapshot' THEN 0 ELSE -1 END::smallint AS src_rank,

@@ -19,7 +19,7 @@ CREATE TEMP TABLE IF NOT EXISTS turnout_stage (
     rk                  text,
     -- The event timestamp; a missing one is -infinity, the oldest.
     ts                  timestamptz NOT NULL,
-    -- webinar.created and webinar.changed, and reconcile's session and attendance snapshots.
+    -- webinar.created and webinar.changed, and reconcile's snapshots.
     p                   jsonb,
     -- registrant.joined only: the joins row.
     event_key           text,

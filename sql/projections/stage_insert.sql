@@ -17,7 +17,7 @@ INSERT INTO /* TEMPLATE_BEGIN: stage */ pg_temp.turnout_stage /* TEMPLATE_END */
 SELECT e.epoch, e.tx, e.pos, e.received_at,
        e.p ->> 'eventName', e.p ->> 'webinarKey', e.p ->> 'registrantKey',
        coalesce(_timestamptz(e.p ->> 'timestamp'), '-infinity'),
-       CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed',
+       CASE WHEN e.p ->> 'eventName' IN ('webinar.created', 'webinar.changed', 'turnout.webinar.snapshot',
                                          'turnout.session.snapshot', 'turnout.attendance.snapshot',
                                          'turnout.registrant.snapshot') THEN e.p END,
        e.p ->> 'eventKey', e.p ->> 'sessionKey',
