@@ -234,3 +234,44 @@ func TestAheadIsReported(t *testing.T) {
 		t.Fatalf("Ahead = %v, want ErrAhead", err)
 	}
 }
+
+// TestBatchEndAcrossAnXidOfMoreDigits: the end of a batch is its last row in log order even
+// when its transaction ids cross a power of ten, where their text ("999" > "1000") sorts
+// the other way: BatchEnd once ordered by the text it returns and so ended such a batch
+// early, while still reporting all its rows.
+func TestBatchEndAcrossAnXidOfMoreDigits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.Pool(t)
+	// Rows of an epoch another cluster wrote, so all of them are committed whatever this
+	// cluster's xids are (see TestEpochOrdersAcrossClusters).
+	for _, q := range []string{
+		`UPDATE eventlog_epochs SET system_identifier = 42 WHERE epoch = 1`,
+		`INSERT INTO ` + eventlog.Table + ` (uuid, payload, metadata, transaction_id, epoch)
+		 VALUES ('a', '{"eventKey":"xid-9"}', '{}', '9', 1),
+		        ('b', '{"eventKey":"xid-10"}', '{}', '10', 1),
+		        ('c', '{"eventKey":"xid-999"}', '{}', '999', 1),
+		        ('d', '{"eventKey":"xid-1000"}', '{}', '1000', 1)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		n         int
+		wantTx    uint64
+		wantCount int64
+	}{
+		{n: 2, wantTx: 10, wantCount: 2},
+		{n: 4, wantTx: 1000, wantCount: 4},
+		{n: 100, wantTx: 1000, wantCount: 4},
+	} {
+		end, count, err := eventlog.BatchEnd(ctx, pool, eventlog.Position{}, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end.TxID != tt.wantTx || end.Epoch != 1 || count != tt.wantCount {
+			t.Errorf("BatchEnd(start, %d) = %+v, %d rows; want transaction %d, %d rows", tt.n, end, count, tt.wantTx, tt.wantCount)
+		}
+	}
+}

@@ -56,14 +56,16 @@ WHERE ` + after + `
 ORDER BY l.epoch, l.transaction_id, l."offset"`
 
 	// batchEndSQL is the position of the $4-th committed row after the position, or of
-	// the last one when fewer remain, and how many rows that is.
+	// the last one when fewer remain, and how many rows that is. The ORDER BY names the
+	// batch's columns: unqualified, transaction_id would be the text output column, and
+	// "999" sorts after "1000" (TestBatchEndAcrossAnXidOfMoreDigits).
 	batchEndSQL = `WITH batch AS (
 	SELECT l.epoch, l.transaction_id, l."offset" FROM ` + Table + ` l
 	WHERE ` + after + ` AND ` + committed + `
 	ORDER BY l.epoch, l.transaction_id, l."offset" LIMIT $4
 )
 SELECT epoch, transaction_id::text, "offset", (SELECT count(*) FROM batch)
-FROM batch ORDER BY epoch DESC, transaction_id DESC, "offset" DESC LIMIT 1`
+FROM batch ORDER BY batch.epoch DESC, batch.transaction_id DESC, batch."offset" DESC LIMIT 1`
 
 	lagSQL = `SELECT count(*), coalesce(extract(epoch FROM now() - min(l.received_at)), 0)::float8
 FROM ` + Table + ` l WHERE ` + after + ` AND ` + committed

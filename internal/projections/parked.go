@@ -143,8 +143,10 @@ func Parked(ctx context.Context, q Querier, schema string, limit int) (int64, []
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 		return 0, nil, fmt.Errorf("count %s parked events: %w", schema, err)
 	}
+	// The ORDER BY names p's columns: unqualified, transaction_id would be the text output
+	// column, in which "999" sorts after "1000".
 	rows, err := q.Query(ctx, `SELECT epoch, transaction_id::text, "offset", event_key, event_name, error, attempts, parked_at
-		FROM `+table+` ORDER BY epoch, transaction_id, "offset" LIMIT $1`, limit)
+		FROM `+table+` p ORDER BY p.epoch, p.transaction_id, p."offset" LIMIT $1`, limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("list %s parked events: %w", schema, err)
 	}
