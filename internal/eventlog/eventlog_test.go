@@ -34,6 +34,22 @@ func appendRows(t *testing.T, ctx context.Context, pool *pgxpool.Pool, names ...
 	return tx
 }
 
+// restoredRows makes epoch 1 another cluster's, as pg_restore of a log into a new cluster
+// leaves it, and appends to it one row per event key, with the transaction id given: all
+// of them committed, whatever this cluster's own xids are.
+func restoredRows(t *testing.T, ctx context.Context, pool *pgxpool.Pool, txByKey map[string]string) {
+	t.Helper()
+	if _, err := pool.Exec(ctx, `UPDATE eventlog_epochs SET system_identifier = 42 WHERE epoch = 1`); err != nil {
+		t.Fatal(err)
+	}
+	for key, tx := range txByKey {
+		if _, err := pool.Exec(ctx, `INSERT INTO `+eventlog.Table+` (uuid, payload, metadata, transaction_id, epoch)
+			VALUES (gen_random_uuid()::text, json_build_object('eventKey', $1::text), '{}', $2::text::xid8, 1)`, key, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func commit(t *testing.T, ctx context.Context, tx pgx.Tx) {
 	t.Helper()
 	if err := tx.Commit(ctx); err != nil {
@@ -189,18 +205,8 @@ func TestEpochOrdersAcrossClusters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := pgtest.Pool(t)
-	// As pg_restore leaves it: rows with xids this cluster has not reached, in an epoch
-	// written by another cluster.
-	for _, q := range []string{
-		`UPDATE eventlog_epochs SET system_identifier = 42 WHERE epoch = 1`,
-		`INSERT INTO ` + eventlog.Table + ` (uuid, payload, metadata, transaction_id, epoch)
-		 VALUES ('r1', '{"eventKey":"restored-1"}', '{}', '900000000', 1),
-		        ('r2', '{"eventKey":"restored-2"}', '{}', '900000001', 1)`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// As pg_restore leaves it: rows with xids this cluster has not reached.
+	restoredRows(t, ctx, pool, map[string]string{"restored-1": "900000000", "restored-2": "900000001"})
 	if err := eventlog.Ahead(ctx, pool); err != nil {
 		t.Fatalf("Ahead on a restored log: %v", err)
 	}
@@ -244,19 +250,8 @@ func TestBatchEndAcrossAnXidOfMoreDigits(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := pgtest.Pool(t)
 	// Rows of an epoch another cluster wrote, so all of them are committed whatever this
-	// cluster's xids are (see TestEpochOrdersAcrossClusters).
-	for _, q := range []string{
-		`UPDATE eventlog_epochs SET system_identifier = 42 WHERE epoch = 1`,
-		`INSERT INTO ` + eventlog.Table + ` (uuid, payload, metadata, transaction_id, epoch)
-		 VALUES ('a', '{"eventKey":"xid-9"}', '{}', '9', 1),
-		        ('b', '{"eventKey":"xid-10"}', '{}', '10', 1),
-		        ('c', '{"eventKey":"xid-999"}', '{}', '999', 1),
-		        ('d', '{"eventKey":"xid-1000"}', '{}', '1000', 1)`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// cluster's xids are.
+	restoredRows(t, ctx, pool, map[string]string{"xid-9": "9", "xid-10": "10", "xid-999": "999", "xid-1000": "1000"})
 	for _, tt := range []struct {
 		n         int
 		wantTx    uint64
